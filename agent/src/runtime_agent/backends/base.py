@@ -1,0 +1,81 @@
+"""The narrow interface between the engine and an instrumentation mechanism.
+
+Nothing outside ``runtime_agent.backends`` knows which mechanism runs: the
+engine hands a backend *code paths* and plain callables, and the backend makes
+the interpreter call them. Each mechanism lives in its own module
+(``monitoring``, ``bytecode``, ``settrace``); ``choose`` picks one.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import CodeType, FrameType
+
+#: Called when a line carrying actions is about to run, with the frame running
+#: it. Returns False when nothing live is left at that line, so a backend that
+#: can switch the location off (sys.monitoring's DISABLE) does so; the engine
+#: calls ``set_lines`` again to switch it back on.
+LineCallback = Callable[[FrameType], bool]
+
+#: Called on entry to and on every exit from (return or exception) a frame of
+#: an instrumented function. Generators and coroutines are entered once, on
+#: their first start, and exited once, when they finish.
+FrameCallback = Callable[[FrameType], None]
+
+
+@dataclass(frozen=True, eq=False)
+class CodePath:
+    """A live code object and the code objects that hold it in ``co_consts``.
+
+    ``parents`` runs from the outermost code object (the ``__code__`` of a live
+    function) down to the direct parent; it is empty when ``code`` itself is a
+    live function's ``__code__``. Backends that rewrite code (bytecode) need
+    the chain to rebuild the parents; the others ignore it.
+    """
+
+    code: CodeType
+    parents: tuple[CodeType, ...] = ()
+
+
+class BackendError(Exception):
+    """A backend could not instrument a code object; the message says why."""
+
+
+class Backend(abc.ABC):
+    """Makes the interpreter call the engine at chosen lines and functions.
+
+    Calls come from the engine under its own lock, so implementations need no
+    locking of their own for these methods. Callbacks, on the other hand, run
+    on any thread of the host and must never raise (the engine's never do).
+    """
+
+    #: Name as used in ``RUNTIME_AGENT_CORE``.
+    name: str = ""
+
+    @abc.abstractmethod
+    def set_lines(self, path: CodePath, callbacks: Mapping[int, LineCallback]) -> None:
+        """Instrument exactly these lines of ``path.code``; an empty mapping removes all.
+
+        Replaces whatever line callbacks were set for that code object before
+        and re-arms lines a callback switched off.
+        """
+
+    @abc.abstractmethod
+    def set_function(
+        self, path: CodePath, callbacks: tuple[FrameCallback, FrameCallback] | None
+    ) -> None:
+        """Call ``(on_enter, on_exit)`` around every run of ``path.code``; None removes them."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Remove every instrumentation this backend placed, restoring the original code."""
+
+    def canonical(self, code: CodeType) -> CodeType:
+        """The original code object for one this backend may have replaced.
+
+        Location lookups find whatever code live functions run now; a backend
+        that swaps ``__code__`` maps its copies back to the original here.
+        """
+        return code

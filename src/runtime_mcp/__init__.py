@@ -1,0 +1,1 @@
+"""runtime-mcp: hub, MCP server and CLI for runtime-agent."""
