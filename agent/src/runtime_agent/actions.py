@@ -1,0 +1,402 @@
+"""Actions and their hot paths: what runs on every hit inside the host.
+
+Everything here runs on the host's threads, in the middle of its code. The
+rules: never raise (every entry point swallows and reports), never block (no
+engine lock; only tiny uncontended locks around aggregate updates), bounded
+work, and an exact hit count under concurrent threads (``itertools.count`` is
+atomic in CPython). Time spent in hooks is measured per action for the CPU
+budget.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from runtime_agent import state
+from runtime_agent.aggregate import Aggregate
+from runtime_agent.redact import Redactor
+from runtime_agent.sandbox import EvaluationFailure, Expression, NotEvaluated
+from runtime_agent.snapshot import take_snapshot
+
+if TYPE_CHECKING:
+    from runtime_agent.template import Template
+
+#: A condition or metric expression failing this many times in a row (and
+#: never succeeding in between) puts the action in state ``error``.
+MAX_CONSECUTIVE_FAILURES = 20
+#: Bounds the entry times kept for frames still running a timed function;
+#: generators abandoned mid-way never exit.
+MAX_OPEN_FRAMES = 10_000
+
+DYNAMIC_LOGGER = logging.getLogger("runtime_agent.dynamic")
+
+_perf = time.perf_counter
+_BUILTIN_TRUTH = frozenset({bool, int, float, str, bytes, type(None), list, tuple, dict, set})
+_NUMBER = frozenset({int, float, bool})
+
+
+class Host:
+    """What an action needs from its engine: outbox, redactor, retirement."""
+
+    def __init__(
+        self,
+        emit: Callable[[dict[str, Any]], bool],
+        emit_control: Callable[[dict[str, Any]], None],
+        retire: Callable[[Action], None],
+        redactor: Redactor,
+    ) -> None:
+        self.redactor = redactor
+        self.emit = emit
+        self.emit_control = emit_control
+        self.retire = retire
+
+
+def truth(value: object) -> bool:
+    """A condition's truth without calling user ``__bool__``/``__len__``."""
+    if value is True:
+        return True
+    if value is False or value is None:
+        return False
+    kind = type(value)
+    if kind in _BUILTIN_TRUTH:
+        return bool(value)
+    if getattr(kind, "__bool__", None) is None and getattr(kind, "__len__", None) is None:
+        return True
+    raise NotEvaluated(f"truth of a {kind.__name__}: not evaluated, it could run its code")
+
+
+class Action:
+    """One placed action. Subclasses define what a hit records."""
+
+    kind = "action"
+    default_max_hits: int | None = None
+    default_rate: float | None = None
+
+    def __init__(
+        self,
+        host: Host,
+        action_id: str,
+        location: str,
+        condition: Expression | None,
+        max_hits: int | None,
+        ttl_seconds: float,
+        rate_limit: float | None,
+    ) -> None:
+        self.host = host
+        self.id = action_id
+        self.location = location
+        self.condition = condition
+        self.max_hits = max_hits
+        self.ttl_seconds = ttl_seconds
+        self.created = time.time()
+        self.expires_mono = time.monotonic() + ttl_seconds
+        self.rate_limit = rate_limit
+        self.state = state.PENDING
+        self.message = ""
+        self.live = False
+        self.hits = 0
+        self.dropped = 0
+        self.cpu = 0.0
+        self.file: str | None = None
+        self.line: int | None = None
+        self.function: str | None = None
+        self._counter = itertools.count(1)
+        self._failures = 0
+        self._rate_second = 0
+        self._rate_used = 0
+
+    # -- state -------------------------------------------------------------
+
+    def set_state(self, new: str, message: str = "") -> bool:
+        """Move to ``new`` and report it; False when already in a final state."""
+        if self.state in state.FINAL or (self.state == new and self.message == message):
+            return False
+        self.state, self.message = new, message
+        self.live = new == state.INSTALLED
+        self.host.emit_control(
+            {"type": "state", "action": self.id, "ts": time.time(), "state": new,
+             "message": message, "hits": self.hits}
+        )
+        if new in state.FINAL:
+            self.host.retire(self)
+        return True
+
+    def status(self) -> state.ActionStatus:
+        """A snapshot of where this action stands."""
+        remaining = self.expires_mono - time.monotonic()
+        return state.ActionStatus(
+            id=self.id,
+            kind=self.kind,
+            location=self.location,
+            state=self.state,
+            message=self.message,
+            hits=self.hits,
+            max_hits=self.max_hits,
+            dropped=self.dropped,
+            file=self.file,
+            line=self.line,
+            function=self.function,
+            condition=self.condition.source if self.condition is not None else None,
+            created=self.created,
+            expires_in=max(0.0, round(remaining, 3)) if self.state not in state.FINAL else 0.0,
+            cpu_seconds=round(self.cpu, 6),
+        )
+
+    # -- hot path ----------------------------------------------------------
+
+    def on_line(self, frame: FrameType) -> bool:
+        """The backend's line callback. Returns False when nothing is left to do here."""
+        if not self.live:
+            return False
+        start = _perf()
+        try:
+            f_locals: Mapping[str, Any] | None = None
+            if self.condition is not None:
+                f_locals = frame.f_locals
+                try:
+                    if not truth(self.condition.evaluate(f_locals, frame.f_globals)):
+                        return True
+                except EvaluationFailure as exc:
+                    self._failed("condition", exc)
+                    return self.live
+                if self._failures:
+                    self._failures = 0
+            return self._count(frame, f_locals)
+        except Exception as exc:  # a bug of ours must never reach the host
+            self._broken(exc)
+            return False
+        finally:
+            self.cpu += _perf() - start
+
+    def _count(self, frame: FrameType, f_locals: Mapping[str, Any] | None) -> bool:
+        limit = self.max_hits
+        n = next(self._counter)
+        if limit is not None and n > limit:
+            return False
+        self.hits = n
+        self.record(frame, f_locals)
+        if limit is not None and n >= limit:
+            self.set_state(state.EXHAUSTED, f"reached max_hits={limit}")
+            return False
+        return True
+
+    def record(self, frame: FrameType, f_locals: Mapping[str, Any] | None) -> None:
+        """What one hit does; runs after the condition held and the count was taken."""
+
+    def allow_event(self) -> bool:
+        """Per-action rate limit and expiry, checked before building an event."""
+        now = time.monotonic()
+        if now >= self.expires_mono:
+            self.set_state(state.EXPIRED, f"expired after ttl_seconds={self.ttl_seconds:g}")
+            return False
+        if self.rate_limit is not None:
+            second = int(now)
+            if second != self._rate_second:
+                self._rate_second, self._rate_used = second, 0
+            if self._rate_used >= self.rate_limit:
+                self.dropped += 1
+                return False
+            self._rate_used += 1
+        return True
+
+    def _failed(self, what: str, exc: EvaluationFailure) -> None:
+        self._failures += 1
+        reason = f"{what} {exc}" if isinstance(exc, NotEvaluated) else f"{what} failed: {exc}"
+        if self._failures >= MAX_CONSECUTIVE_FAILURES:
+            self.set_state(state.ERROR, f"{reason} ({self._failures} times in a row)")
+        elif self.message != reason and self.state == state.INSTALLED:
+            # Shown in status while the action goes on trying.
+            self.message = reason
+
+    def _broken(self, exc: BaseException) -> None:
+        try:
+            self.set_state(state.ERROR, f"internal error: {type(exc).__name__}: {exc}")
+        except Exception:
+            self.live = False
+
+    def flush(self) -> None:
+        """Emit pending aggregates (metrics); called periodically and when the action ends."""
+
+
+class LogAction(Action):
+    """A dynamic log line rendered from a template."""
+
+    kind = "log"
+    default_rate = 100.0
+
+    def __init__(self, *args: Any, template: Template, output: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.template = template
+        self.output = output
+
+    def record(self, frame: FrameType, f_locals: Mapping[str, Any] | None) -> None:
+        if not self.allow_event():
+            return
+        if f_locals is None:
+            f_locals = frame.f_locals
+        message = self.template.render(f_locals, frame.f_globals)
+        if self.output != "events":
+            DYNAMIC_LOGGER.info(message, extra={"runtime_agent_action": self.id})
+        if self.output != "app":
+            code = frame.f_code
+            self.host.emit(
+                {"type": "log", "action": self.id, "ts": time.time(), "message": message,
+                 "file": code.co_filename, "line": frame.f_lineno, "function": code.co_name}
+            )
+
+
+class SnapshotAction(Action):
+    """A capture of the stack, locals, watch values and context."""
+
+    kind = "snapshot"
+    default_max_hits = 1
+    default_rate = 10.0
+
+    def __init__(
+        self, *args: Any, watch: Sequence[tuple[Expression, bool]], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.watch = tuple(watch)
+
+    def record(self, frame: FrameType, f_locals: Mapping[str, Any] | None) -> None:
+        if not self.allow_event():
+            return
+        event = take_snapshot(frame, f_locals, self.watch, self.host.redactor)
+        event["action"] = self.id
+        self.host.emit(event)
+
+
+class CounterAction(Action):
+    """Counts hits; reported as periodic totals."""
+
+    kind = "counter"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reported = 0
+
+    def flush(self) -> None:
+        hits = self.hits
+        if hits != self._reported:
+            self.host.emit_control(
+                {"type": "metric", "action": self.id, "ts": time.time(), "metric": "count",
+                 "count": hits - self._reported, "total": hits}
+            )
+            self._reported = hits
+
+
+class MetricAction(Action):
+    """Aggregates a numeric expression: count, min, max, mean, p50, p90, p99."""
+
+    kind = "metric"
+
+    def __init__(self, *args: Any, expression: Expression, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.expression = expression
+        self.aggregate = Aggregate()
+        self.total = 0
+
+    def record(self, frame: FrameType, f_locals: Mapping[str, Any] | None) -> None:
+        if f_locals is None:
+            f_locals = frame.f_locals
+        try:
+            value = self.expression.evaluate(f_locals, frame.f_globals)
+        except EvaluationFailure as exc:
+            self._failed("expression", exc)
+            return
+        if type(value) not in _NUMBER:
+            self._failed(
+                "expression",
+                EvaluationFailure(f"{self.expression.source} is a {type(value).__name__}, "
+                                  "not a number"),
+            )
+            return
+        self.aggregate.add(float(value))
+
+    def flush(self) -> None:
+        figures = self.aggregate.take()
+        if figures is not None:
+            self.total += figures["count"]
+            self.host.emit_control(
+                {"type": "metric", "action": self.id, "ts": time.time(), "metric": "value",
+                 "expression": self.expression.source, "total": self.total, **figures}
+            )
+
+
+class DurationAction(Action):
+    """Times a function from entry to exit (return or exception), in milliseconds."""
+
+    kind = "duration"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.aggregate = Aggregate()
+        self.total = 0
+        self._open: dict[int, float] = {}
+
+    def on_enter(self, frame: FrameType) -> None:
+        """Backend callback on entry: remember when this frame started."""
+        if not self.live:
+            return
+        start = _perf()
+        try:
+            if self.condition is not None:
+                try:
+                    if not truth(self.condition.evaluate(frame.f_locals, frame.f_globals)):
+                        return
+                except EvaluationFailure as exc:
+                    self._failed("condition", exc)
+                    return
+            if len(self._open) >= MAX_OPEN_FRAMES:
+                self._open.clear()
+            self._open[id(frame)] = start
+        except Exception as exc:
+            self._broken(exc)
+        finally:
+            self.cpu += _perf() - start
+
+    def on_exit(self, frame: FrameType) -> None:
+        """Backend callback on exit: fold the elapsed time in."""
+        end = _perf()
+        try:
+            began = self._open.pop(id(frame), None)
+            if began is None or not self.live:
+                return
+            limit = self.max_hits
+            n = next(self._counter)
+            if limit is not None and n > limit:
+                return
+            self.hits = n
+            self.aggregate.add((end - began) * 1000.0)
+            if limit is not None and n >= limit:
+                self.set_state(state.EXHAUSTED, f"reached max_hits={limit}")
+        except Exception as exc:
+            self._broken(exc)
+        finally:
+            self.cpu += _perf() - end
+
+    def flush(self) -> None:
+        figures = self.aggregate.take()
+        if figures is not None:
+            self.total += figures["count"]
+            self.host.emit_control(
+                {"type": "metric", "action": self.id, "ts": time.time(), "metric": "duration",
+                 "unit": "ms", "total": self.total, **figures}
+            )
+
+
+__all__ = [
+    "Action",
+    "CounterAction",
+    "DurationAction",
+    "Host",
+    "LogAction",
+    "MetricAction",
+    "SnapshotAction",
+    "truth",
+]

@@ -1,0 +1,71 @@
+"""Metric aggregation inside the agent: count, min, max, mean and percentiles.
+
+Hits are folded into a window that is shipped as one event per interval, not
+one event per hit. Percentiles come from a bounded uniform reservoir sample
+(Algorithm R), so memory stays fixed however hot the line is.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+RESERVOIR_SIZE = 1024
+
+
+class Aggregate:
+    """Thread-safe running statistics over one window of numeric samples."""
+
+    __slots__ = ("_lock", "_random", "count", "maximum", "minimum", "sample", "total")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._random = random.Random()
+        self.count = 0
+        self.total = 0.0
+        self.minimum = float("inf")
+        self.maximum = float("-inf")
+        self.sample: list[float] = []
+
+    def add(self, value: float) -> None:
+        """Fold one sample in; O(1) and bounded."""
+        with self._lock:
+            self.count += 1
+            self.total += value
+            if value < self.minimum:
+                self.minimum = value
+            if value > self.maximum:
+                self.maximum = value
+            if len(self.sample) < RESERVOIR_SIZE:
+                self.sample.append(value)
+            else:
+                slot = self._random.randrange(self.count)
+                if slot < RESERVOIR_SIZE:
+                    self.sample[slot] = value
+
+    def take(self) -> dict[str, Any] | None:
+        """The window's figures, resetting it; None when nothing was added."""
+        with self._lock:
+            if not self.count:
+                return None
+            count, total = self.count, self.total
+            low, high, sample = self.minimum, self.maximum, sorted(self.sample)
+            self.count, self.total = 0, 0.0
+            self.minimum, self.maximum = float("inf"), float("-inf")
+            self.sample = []
+        return {
+            "count": count,
+            "min": low,
+            "max": high,
+            "mean": total / count,
+            "p50": _percentile(sample, 0.50),
+            "p90": _percentile(sample, 0.90),
+            "p99": _percentile(sample, 0.99),
+        }
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ordered, non-empty list."""
+    rank = max(1, round(q * len(ordered) + 0.5 - 1e-9))
+    return ordered[min(rank, len(ordered)) - 1]

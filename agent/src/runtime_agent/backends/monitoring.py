@@ -1,0 +1,149 @@
+"""sys.monitoring backend (CPython 3.12+).
+
+Events are enabled only as *local* events on the code objects that carry
+actions, so the rest of the program runs at full speed. A line callback that
+finds nothing live returns DISABLE, which switches that one location off; the
+engine re-arms a code object by setting its local events to 0 and back. The
+global ``restart_events()`` is never called: it would re-arm the locations that
+coverage.py or a debugger switched off for themselves.
+
+Exits by exception (PY_UNWIND) cannot be a local event: while a function-level
+action exists we enable PY_UNWIND globally, and its callback returns at once
+for code objects we do not watch.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from types import CodeType
+
+from runtime_agent.backends.base import (
+    Backend,
+    BackendError,
+    CodePath,
+    FrameCallback,
+    LineCallback,
+)
+
+#: Tool ids the CPython docs reserve for others: 0 debugger, 1 coverage,
+#: 2 profiler, 5 optimizer. Try the unassigned ones first.
+_PREFERRED_TOOL_IDS = (3, 4, 5, 2, 1, 0)
+TOOL_NAME = "runtime-agent"
+
+
+class MonitoringBackend(Backend):
+    """Local ``sys.monitoring`` events on the code objects that carry actions."""
+
+    name = "monitoring"
+
+    def __init__(self) -> None:
+        mon = getattr(sys, "monitoring", None)
+        if mon is None:
+            raise BackendError("sys.monitoring needs Python 3.12 or newer")
+        self._mon = mon
+        self._tool = self._claim_tool_id()
+        ev = mon.events
+        self._disable = mon.DISABLE
+        self._line_event = ev.LINE
+        self._func_events = ev.PY_START | ev.PY_RETURN
+        # id(code) -> {line: callback}; values keep their code alive via _codes.
+        self._lines: dict[int, dict[int, LineCallback]] = {}
+        self._funcs: dict[int, tuple[FrameCallback, FrameCallback]] = {}
+        self._codes: dict[int, CodeType] = {}
+        mon.register_callback(self._tool, ev.LINE, self._on_line)
+        mon.register_callback(self._tool, ev.PY_START, self._on_start)
+        mon.register_callback(self._tool, ev.PY_RETURN, self._on_return)
+        mon.register_callback(self._tool, ev.PY_UNWIND, self._on_unwind)
+
+    def _claim_tool_id(self) -> int:
+        mon = self._mon
+        for tool in _PREFERRED_TOOL_IDS:
+            if mon.get_tool(tool) is None:
+                mon.use_tool_id(tool, TOOL_NAME)
+                return tool
+        taken = ", ".join(f"{i}={mon.get_tool(i)}" for i in range(6))
+        raise BackendError(f"no free sys.monitoring tool id ({taken})")
+
+    # -- callbacks: the hot path. Keep them tiny and never raise. ---------------
+
+    def _on_line(self, code: CodeType, line: int) -> object:
+        table = self._lines.get(id(code))
+        if table is not None:
+            callback = table.get(line)
+            if callback is not None and callback(sys._getframe(1)):
+                return None
+        return self._disable
+
+    def _on_start(self, code: CodeType, offset: int) -> object:
+        pair = self._funcs.get(id(code))
+        if pair is None:
+            return self._disable
+        pair[0](sys._getframe(1))
+        return None
+
+    def _on_return(self, code: CodeType, offset: int, retval: object) -> object:
+        pair = self._funcs.get(id(code))
+        if pair is None:
+            return self._disable
+        pair[1](sys._getframe(1))
+        return None
+
+    def _on_unwind(self, code: CodeType, offset: int, exc: BaseException) -> object:
+        # A global event: cannot be disabled per location, so return quickly.
+        pair = self._funcs.get(id(code))
+        if pair is not None:
+            pair[1](sys._getframe(1))
+        return None
+
+    # -- Backend interface -------------------------------------------------------
+
+    def set_lines(self, path: CodePath, callbacks: Mapping[int, LineCallback]) -> None:
+        key = id(path.code)
+        if callbacks:
+            self._lines[key] = dict(callbacks)
+            self._codes[key] = path.code
+        else:
+            self._lines.pop(key, None)
+        self._apply(path.code)
+
+    def set_function(
+        self, path: CodePath, callbacks: tuple[FrameCallback, FrameCallback] | None
+    ) -> None:
+        key = id(path.code)
+        if callbacks is not None:
+            self._funcs[key] = callbacks
+            self._codes[key] = path.code
+        else:
+            self._funcs.pop(key, None)
+        self._apply(path.code)
+        unwind = self._mon.events.PY_UNWIND if self._funcs else 0
+        self._mon.set_events(self._tool, unwind)
+
+    def _apply(self, code: CodeType) -> None:
+        key = id(code)
+        events = 0
+        if key in self._lines:
+            events |= self._line_event
+        if key in self._funcs:
+            events |= self._func_events
+        # Setting 0 first re-arms locations a callback switched off with
+        # DISABLE, for this code object only.
+        self._mon.set_local_events(self._tool, code, 0)
+        if events:
+            self._mon.set_local_events(self._tool, code, events)
+        else:
+            self._codes.pop(key, None)
+
+    def close(self) -> None:
+        mon = self._mon
+        for code in list(self._codes.values()):
+            mon.set_local_events(self._tool, code, 0)
+        self._lines.clear()
+        self._funcs.clear()
+        self._codes.clear()
+        mon.set_events(self._tool, 0)
+        for event in (mon.events.LINE, mon.events.PY_START, mon.events.PY_RETURN):
+            mon.register_callback(self._tool, event, None)
+        mon.register_callback(self._tool, mon.events.PY_UNWIND, None)
+        mon.free_tool_id(self._tool)

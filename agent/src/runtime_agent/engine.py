@@ -1,0 +1,636 @@
+"""The engine: places actions in live code and collects what they record.
+
+``Engine`` is the whole in-process API; it needs no network. It owns one
+instrumentation backend (chosen by ``backends.choose_backend``), a table of
+*sites* (a code object and a line, or a function) with the actions on them, a
+bounded outbox of events, and a housekeeping thread that expires actions,
+enforces the CPU budget and ships metric aggregates.
+
+Hooks never take the engine lock: an action that finishes on a host thread
+only queues itself for retirement, and the next API call or housekeeping tick
+removes it from the code.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import secrets
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import CodeType, FrameType, ModuleType
+from typing import Any
+
+from runtime_agent import locate, state
+from runtime_agent.actions import (
+    Action,
+    CounterAction,
+    DurationAction,
+    Host,
+    LogAction,
+    MetricAction,
+    SnapshotAction,
+)
+from runtime_agent.backends import Backend, CodePath, choose_backend
+from runtime_agent.budget import CpuBudget, fraction_from_env
+from runtime_agent.errors import (
+    ActionNotFound,
+    AgentError,
+    BlockedLocation,
+    ExpressionError,
+    LocationError,
+)
+from runtime_agent.events import Outbox
+from runtime_agent.importhook import ImportWatcher
+from runtime_agent.redact import Redactor
+from runtime_agent.sandbox import Expression, compile_expression
+from runtime_agent.state import ActionStatus
+from runtime_agent.template import Template
+
+DEFAULT_TTL = 3600.0
+MAX_TTL = 7 * 24 * 3600.0
+MAX_WATCH = 20
+TICK_SECONDS = 0.2
+OUTPUTS = ("events", "app", "both")
+BLOCKLIST_ENV = "RUNTIME_AGENT_BLOCKLIST"
+
+
+class _Site:
+    """The actions on one code object: per line, and around the function."""
+
+    __slots__ = ("func", "lines", "path")
+
+    def __init__(self, path: CodePath) -> None:
+        self.path = path
+        self.lines: dict[int, list[Action]] = {}
+        self.func: list[DurationAction] = []
+
+
+class Engine:
+    """Places temporary, read-only actions in this process and collects their results.
+
+    Thread-safe. Every ``add_*`` method validates its arguments, compiles its
+    expressions in the sandbox, resolves the location and returns the new
+    action's ``ActionStatus``: ``installed`` (with the resolved file and
+    line), or ``pending`` when the module is not imported yet. Bad input
+    raises ``LocationError`` or ``ExpressionError`` and places nothing.
+    """
+
+    def __init__(
+        self,
+        *,
+        core: str | None = None,
+        redactor: Redactor | None = None,
+        cpu_budget: float | None = None,
+        metrics_interval: float = 10.0,
+        max_events: int = 10_000,
+        max_events_per_second: int = 1_000,
+        blocklist: Iterable[str] | None = None,
+    ) -> None:
+        self._backend: Backend = choose_backend(core)
+        self.core = self._backend.name
+        self.redactor = redactor if redactor is not None else Redactor.from_env()
+        self._budget = CpuBudget(cpu_budget if cpu_budget is not None else fraction_from_env())
+        self.metrics_interval = metrics_interval
+        self._outbox = Outbox(max_events, max_events_per_second)
+        if blocklist is None:
+            blocklist = [p for p in os.environ.get(BLOCKLIST_ENV, "").split(",") if p.strip()]
+        self._blocklist = tuple(p.strip() for p in blocklist)
+        self._lock = threading.RLock()
+        self._actions: dict[str, Action] = {}
+        self._specs: dict[str, locate.LocationSpec] = {}
+        self._sites: dict[int, _Site] = {}
+        self._placed: dict[str, list[int]] = {}
+        self._retired: deque[Action] = deque()
+        self._cpu_seen: dict[str, float] = {}
+        self._host = Host(self._outbox.put, self._outbox.put_control, self._retired.append,
+                          self.redactor)
+        self._watcher = ImportWatcher(self._wants_module, self._module_loaded)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_pid = 0
+        self._last_flush = time.monotonic()
+        self._closed = False
+        self.instance_id = secrets.token_hex(6)
+        _register_fork_handler(self)
+
+    # -- public API ------------------------------------------------------------
+
+    def add_log(
+        self,
+        location: str,
+        message: str,
+        *,
+        condition: str | None = None,
+        max_hits: int | None = None,
+        ttl_seconds: float | None = None,
+        rate_limit: float | None = None,
+        output: str = "events",
+        action_id: str | None = None,
+    ) -> ActionStatus:
+        """A log line rendered from ``message`` (``{expr}`` fields) on each hit.
+
+        ``output``: ``"events"`` (drained by the caller), ``"app"`` (the
+        process's own ``logging``, logger ``runtime_agent.dynamic``) or
+        ``"both"``. Default rate limit: 100 lines per second, excess dropped
+        and counted.
+        """
+        if output not in OUTPUTS:
+            raise AgentError(f"output must be one of {', '.join(OUTPUTS)}, not {output!r}")
+        template = Template(message, self.redactor)
+        return self._place(
+            LogAction, location, condition, max_hits, ttl_seconds, rate_limit, action_id,
+            template=template, output=output,
+        )
+
+    def add_snapshot(
+        self,
+        location: str,
+        *,
+        condition: str | None = None,
+        watch: Sequence[str] = (),
+        max_hits: int | None = None,
+        ttl_seconds: float | None = None,
+        rate_limit: float | None = None,
+        action_id: str | None = None,
+    ) -> ActionStatus:
+        """A snapshot of the stack, locals, ``watch`` values and context per hit (default 1 hit)."""
+        if isinstance(watch, str):
+            watch = [watch]
+        if len(watch) > MAX_WATCH:
+            raise ExpressionError(f"at most {MAX_WATCH} watch expressions, got {len(watch)}")
+        compiled = [self._compile(w, "watch expression") for w in watch]
+        marked = [(e, self._is_hidden(e)) for e in compiled if e is not None]
+        return self._place(
+            SnapshotAction, location, condition, max_hits, ttl_seconds, rate_limit, action_id,
+            watch=marked,
+        )
+
+    def add_counter(
+        self,
+        location: str,
+        *,
+        condition: str | None = None,
+        max_hits: int | None = None,
+        ttl_seconds: float | None = None,
+        action_id: str | None = None,
+    ) -> ActionStatus:
+        """Counts hits (where ``condition`` holds); totals go out as periodic ``metric`` events."""
+        return self._place(
+            CounterAction, location, condition, max_hits, ttl_seconds, None, action_id
+        )
+
+    def add_metric(
+        self,
+        location: str,
+        expression: str,
+        *,
+        condition: str | None = None,
+        max_hits: int | None = None,
+        ttl_seconds: float | None = None,
+        action_id: str | None = None,
+    ) -> ActionStatus:
+        """Aggregates a numeric ``expression`` per hit: count, min, max, mean, p50, p90, p99."""
+        compiled = self._compile(expression, "metric expression")
+        if compiled is None:
+            raise ExpressionError("a metric needs an expression, for example len(cart.items)")
+        return self._place(
+            MetricAction, location, condition, max_hits, ttl_seconds, None, action_id,
+            expression=compiled,
+        )
+
+    def add_duration(
+        self,
+        location: str,
+        *,
+        condition: str | None = None,
+        max_hits: int | None = None,
+        ttl_seconds: float | None = None,
+        action_id: str | None = None,
+    ) -> ActionStatus:
+        """Times calls of a function, entry to exit, in ms (same aggregates as a metric).
+
+        ``location`` names the function (``package.module:Class.method``) or
+        a line inside it. ``condition`` is evaluated on entry, over the arguments.
+        """
+        return self._place(
+            DurationAction, location, condition, max_hits, ttl_seconds, None, action_id
+        )
+
+    def status(self, action_id: str) -> ActionStatus:
+        """Where the action stands; raises ActionNotFound for an unknown id."""
+        with self._lock:
+            self._housekeep_locked(time.monotonic(), flush=False)
+            return self._get(action_id).status()
+
+    def actions(self) -> list[ActionStatus]:
+        """The status of every action this engine holds, oldest first."""
+        with self._lock:
+            self._housekeep_locked(time.monotonic(), flush=False)
+            return [a.status() for a in self._actions.values()]
+
+    def remove(self, action_id: str) -> ActionStatus:
+        """Take an action out of the code, restoring it; its final metrics are emitted."""
+        with self._lock:
+            action = self._get(action_id)
+            self._uninstall(action)
+            action.flush()
+            action.set_state(state.REMOVED, "removed")
+            self._forget(action)
+            return action.status()
+
+    def remove_all(self) -> int:
+        """Remove every action; returns how many there were."""
+        with self._lock:
+            ids = list(self._actions)
+            for action_id in ids:
+                self.remove(action_id)
+            return len(ids)
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Events since the last call, oldest first: plain JSON-serialisable dicts.
+
+        ``type`` is ``log``, ``snapshot``, ``metric`` (periodic aggregates)
+        or ``state`` (an action changed state).
+        """
+        with self._lock:
+            self._housekeep_locked(time.monotonic(), flush=False)
+        return self._outbox.drain()
+
+    def flush(self) -> None:
+        """Emit metric and counter aggregates now instead of at the next interval."""
+        with self._lock:
+            self._housekeep_locked(time.monotonic(), flush=True)
+
+    def stats(self) -> dict[str, Any]:
+        """Engine-wide figures: core, events queued and dropped, hook time in the budget window."""
+        return {
+            "core": self.core,
+            "instance_id": self.instance_id,
+            "actions": len(self._actions),
+            "queued_events": len(self._outbox),
+            "dropped_overflow": self._outbox.dropped_overflow,
+            "dropped_rate": self._outbox.dropped_rate,
+            "cpu_window_seconds": round(self._budget.spent, 6),
+            "cpu_budget_seconds": self._budget.limit,
+        }
+
+    def close(self) -> None:
+        """Remove every action, stop the housekeeping thread and release the core."""
+        with self._lock:
+            if self._closed:
+                return
+            self.remove_all()
+            self._closed = True
+            self._watcher.uninstall()
+            self._backend.close()
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- placement ---------------------------------------------------------------
+
+    def _compile(self, source: str | None, what: str) -> Expression | None:
+        if source is None:
+            return None
+        if not isinstance(source, str):
+            raise ExpressionError(f"{what} must be a string, not {type(source).__name__}")
+        if not source.strip():
+            return None
+        try:
+            return compile_expression(source)
+        except ExpressionError as exc:
+            raise ExpressionError(f"{what} {source!r} rejected: {exc}") from None
+
+    def _is_hidden(self, expr: Expression) -> bool:
+        return any(self.redactor.is_sensitive(name) for name in expr.identifiers)
+
+    def _place(
+        self,
+        cls: type[Action],
+        location: str,
+        condition: str | None,
+        max_hits: int | None,
+        ttl_seconds: float | None,
+        rate_limit: float | None,
+        action_id: str | None,
+        **extra: Any,
+    ) -> ActionStatus:
+        if self._closed:
+            raise AgentError("this engine is closed; create a new Engine")
+        cond = self._compile(condition, "condition")
+        max_hits = _check_positive_int(max_hits, "max_hits", cls.default_max_hits)
+        ttl = _check_ttl(ttl_seconds)
+        rate = _check_rate(rate_limit, cls.default_rate)
+        spec = locate.parse_location(location)
+        with self._lock:
+            action_id = action_id or secrets.token_hex(4)
+            if action_id in self._actions:
+                raise AgentError(f"an action with id {action_id!r} already exists")
+            action = cls(self._host, action_id, spec.text, cond, max_hits, ttl, rate, **extra)
+            found = locate.find_module(spec)
+            if found is None:
+                action.message = (
+                    f"waiting for {spec.module or spec.file} to be imported; "
+                    "installs automatically then"
+                )
+            else:
+                note = self._install(action, spec, *found)  # raises to the caller, keeps nothing
+            self._actions[action_id] = action
+            self._specs[action_id] = spec
+            if found is None:
+                self._watcher.install()
+            else:
+                self._activate(action, note)
+            self._ensure_thread()
+            return action.status()
+
+    def _install(
+        self, action: Action, spec: locate.LocationSpec, module: str | None, filename: str
+    ) -> str:
+        """Resolve and register the action's sites; returns a note for its status.
+
+        Raises LocationError (nothing registered) when the location cannot
+        take it. The action stays inactive until ``_activate``.
+        """
+        self._check_blocklist(spec, module, filename)
+        canonical = self._backend.canonical
+        if isinstance(action, DurationAction):
+            where = locate.resolve_function(spec, module, filename, canonical)
+        elif spec.qualname is not None:
+            raise LocationError(
+                f"{spec.text} names a function; {action.kind} actions go at a line "
+                "(file.py:LINE or package.module:LINE); durations take a function"
+            )
+        else:
+            where = locate.resolve_line(spec, module, filename, canonical)
+        action.file, action.line, action.function = where.file, where.line, where.function
+        keys: list[int] = []
+        for path in where.paths:
+            site = self._sites.get(id(path.code))
+            if site is None:
+                site = self._sites[id(path.code)] = _Site(path)
+            if isinstance(action, DurationAction):
+                site.func.append(action)
+            else:
+                assert where.line is not None
+                site.lines.setdefault(where.line, []).append(action)
+            keys.append(id(path.code))
+        self._placed[action.id] = keys
+        if len(where.paths) == 1:
+            return ""
+        return f"installed in {len(where.paths)} code objects: {where.function}"
+
+    def _activate(self, action: Action, note: str) -> None:
+        action.set_state(state.INSTALLED, note)
+        self._rearm(action)
+
+    def _check_blocklist(self, spec: locate.LocationSpec, module: str | None, filename: str) -> None:
+        for pattern in self._blocklist:
+            if fnmatch.fnmatch(filename, pattern) or (module and fnmatch.fnmatch(module, pattern)):
+                raise BlockedLocation(
+                    f"{spec.text} is in {module or filename}, which the service owner's "
+                    f"blocklist ({BLOCKLIST_ENV}: {pattern}) closes to actions"
+                )
+
+    def _apply(self, site: _Site) -> None:
+        """Tell the backend what is live on this code object now."""
+        lines = {line: _line_callback(acts) for line, acts in site.lines.items()
+                 if any(a.live for a in acts)}
+        self._backend.set_lines(site.path, lines)
+        live = [a for a in site.func if a.live]
+        self._backend.set_function(site.path, _function_callbacks(live) if live else None)
+        if not site.lines and not site.func:
+            self._sites.pop(id(site.path.code), None)
+
+    def _uninstall(self, action: Action) -> None:
+        for key in self._placed.pop(action.id, ()):
+            site = self._sites.get(key)
+            if site is None:
+                continue
+            for line, acts in list(site.lines.items()):
+                if action in acts:
+                    acts.remove(action)
+                if not acts:
+                    del site.lines[line]
+            if action in site.func:
+                site.func.remove(action)  # type: ignore[arg-type]
+            action.live = False
+            self._apply(site)
+        action.live = False
+
+    def _rearm(self, action: Action) -> None:
+        for key in self._placed.get(action.id, ()):
+            site = self._sites.get(key)
+            if site is not None:
+                self._apply(site)
+
+    def _forget(self, action: Action) -> None:
+        self._actions.pop(action.id, None)
+        self._specs.pop(action.id, None)
+        self._cpu_seen.pop(action.id, None)
+        if not any(a.state == state.PENDING for a in self._actions.values()):
+            self._watcher.uninstall()
+
+    def _get(self, action_id: str) -> Action:
+        action = self._actions.get(action_id)
+        if action is None:
+            raise ActionNotFound(f"no action {action_id!r} in this process")
+        return action
+
+    # -- pending actions ---------------------------------------------------------
+
+    def _wants_module(self, name: str, filename: str | None) -> bool:
+        return any(
+            self._specs[a.id].matches_module(name, filename)
+            for a in list(self._actions.values())
+            if a.state == state.PENDING and a.id in self._specs
+        )
+
+    def _module_loaded(self, module: ModuleType) -> None:
+        with self._lock:
+            for action in list(self._actions.values()):
+                spec = self._specs.get(action.id)
+                if action.state != state.PENDING or spec is None:
+                    continue
+                try:
+                    found = locate.find_module(spec)
+                    if found is None:
+                        continue
+                    note = self._install(action, spec, *found)
+                except AgentError as exc:
+                    action.set_state(state.ERROR, str(exc))
+                    continue
+                self._activate(action, note or f"installed when {module.__name__} was imported")
+            if not any(a.state == state.PENDING for a in self._actions.values()):
+                self._watcher.uninstall()
+
+    # -- housekeeping ------------------------------------------------------------
+
+    def _ensure_thread(self) -> None:
+        pid = os.getpid()
+        if self._thread is not None and self._thread_pid == pid and self._thread.is_alive():
+            return
+        self._stop = threading.Event()
+        self._thread_pid = pid
+        self._thread = threading.Thread(
+            target=_housekeeping_loop, args=(weakref.ref(self), self._stop),
+            name="runtime-agent-housekeeping", daemon=True,
+        )
+        self._thread.start()
+
+    def _tick(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._housekeep_locked(now, flush=now - self._last_flush >= self.metrics_interval)
+
+    def _housekeep_locked(self, now: float, *, flush: bool) -> None:
+        while self._retired:
+            action = self._retired.popleft()
+            self._uninstall(action)
+            action.flush()
+        spent = 0.0
+        for action in list(self._actions.values()):
+            if action.state in (state.INSTALLED, state.PAUSED, state.PENDING) and (
+                now >= action.expires_mono
+            ):
+                action.set_state(state.EXPIRED, f"expired after ttl_seconds={action.ttl_seconds:g}")
+            seen = self._cpu_seen.get(action.id, 0.0)
+            spent += action.cpu - seen
+            self._cpu_seen[action.id] = action.cpu
+        while self._retired:
+            action = self._retired.popleft()
+            self._uninstall(action)
+            action.flush()
+        self._budget.add(now, spent)
+        self._enforce_budget()
+        if flush:
+            self._last_flush = now
+            for action in list(self._actions.values()):
+                action.flush()
+
+    def _enforce_budget(self) -> None:
+        if self._budget.over():
+            message = self._budget.describe()
+            for action in list(self._actions.values()):
+                if action.state == state.INSTALLED and action.cpu > 0:
+                    action.set_state(state.PAUSED, message)
+        elif self._budget.recovered():
+            for action in list(self._actions.values()):
+                if action.state == state.PAUSED:
+                    action.set_state(state.INSTALLED, "resumed: back under the CPU budget")
+                    self._rearm(action)
+
+    def _after_fork_in_child(self) -> None:
+        # Locks may have been held by threads that do not exist in the child.
+        self._lock = threading.RLock()
+        self._outbox.clear()
+        self.instance_id = secrets.token_hex(6)
+        self._thread = None
+        if self._actions:
+            self._ensure_thread()
+
+
+def _line_callback(actions: list[Action]) -> Callable[[FrameType], bool]:
+    live = [a for a in actions if a.live]
+    if len(live) == 1:
+        return live[0].on_line
+    hooks = tuple(a.on_line for a in live)
+
+    def fire(frame: FrameType) -> bool:
+        alive = False
+        for hook in hooks:
+            if hook(frame):
+                alive = True
+        return alive
+
+    return fire
+
+
+def _function_callbacks(
+    actions: list[DurationAction],
+) -> tuple[Callable[[FrameType], None], Callable[[FrameType], None]]:
+    if len(actions) == 1:
+        return actions[0].on_enter, actions[0].on_exit
+    enters = tuple(a.on_enter for a in actions)
+    exits = tuple(a.on_exit for a in actions)
+
+    def on_enter(frame: FrameType) -> None:
+        for hook in enters:
+            hook(frame)
+
+    def on_exit(frame: FrameType) -> None:
+        for hook in exits:
+            hook(frame)
+
+    return on_enter, on_exit
+
+
+def _housekeeping_loop(ref: weakref.ref[Engine], stop: threading.Event) -> None:
+    while not stop.wait(TICK_SECONDS):
+        engine = ref()
+        if engine is None:
+            return
+        try:
+            engine._tick()
+        except Exception:  # housekeeping must outlive any one bad tick
+            pass
+        del engine
+
+
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+_FORK_HANDLER = []
+
+
+def _after_fork() -> None:
+    for engine in list(_ENGINES):
+        try:
+            engine._after_fork_in_child()
+        except Exception:
+            pass
+
+
+def _register_fork_handler(engine: Engine) -> None:
+    if not _FORK_HANDLER and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork)
+        _FORK_HANDLER.append(True)
+    _ENGINES.add(engine)
+
+
+def _check_positive_int(value: int | None, name: str, default: int | None) -> int | None:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise AgentError(f"{name} must be a positive whole number, got {value!r}")
+    return value
+
+
+def _check_ttl(value: float | None) -> float:
+    if value is None:
+        return DEFAULT_TTL
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_TTL:
+        raise AgentError(
+            f"ttl_seconds must be above 0 and at most {MAX_TTL:g} (7 days), got {value!r}"
+        )
+    return float(value)
+
+
+def _check_rate(value: float | None, default: float | None) -> float | None:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise AgentError(f"rate_limit must be a positive number of hits per second, got {value!r}")
+    return float(value)
+
+
+__all__ = ["Engine"]

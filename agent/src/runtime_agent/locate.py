@@ -1,0 +1,304 @@
+"""Resolve a location string to the live code objects that run it.
+
+Locations come from an assistant's checkout, not from the deployed tree, so
+files match by path suffix (``shop/orders.py`` matches
+``/srv/app/shop/orders.py``). Forms:
+
+- ``path/to/file.py:LINE`` and ``package.module:LINE``: a line;
+- ``package.module:Qualname`` and ``path/to/file.py:Qualname``: a function
+  (``Class.method``, ``outer.<locals>.inner`` or plainly ``outer.inner``).
+
+Live code is found through the function objects the garbage collector knows
+and, recursively, the code objects they hold in ``co_consts`` (closures not yet
+created, comprehensions, lambdas). Module-level code has already run by the
+time anything can be placed in it, so it cannot carry actions.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from types import CodeType, FunctionType, ModuleType
+
+from runtime_agent.backends.base import CodePath
+from runtime_agent.errors import LocationError
+
+_MODULE_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+_QUALNAME_RE = re.compile(r"^[A-Za-z_<][\w<>]*(\.[A-Za-z_<][\w<>]*)*$")
+_SYNTAX_HELP = (
+    "use path/to/file.py:LINE, package.module:LINE, or package.module:Qualname "
+    "(for example shop/orders.py:42 or shop.orders:TradeService.execute_trade)"
+)
+
+#: Opcodes that set a frame up rather than run a line of the program.
+_PREAMBLE_OPS = frozenset(
+    {"RESUME", "RETURN_GENERATOR", "GEN_START", "NOP", "COPY_FREE_VARS", "MAKE_CELL", "CACHE"}
+)
+
+Canonical = Callable[[CodeType], CodeType]
+
+
+@dataclass(frozen=True)
+class LocationSpec:
+    """A parsed location: a file or module, and a line or a qualified name."""
+
+    text: str
+    file: str | None = None
+    module: str | None = None
+    line: int | None = None
+    qualname: str | None = None
+
+    def matches_module(self, name: str, filename: str | None) -> bool:
+        """Whether a module being imported could be the one this spec names."""
+        if self.module is not None:
+            return name == self.module
+        return filename is not None and _suffix_match(self.file or "", filename)
+
+
+@dataclass
+class Resolution:
+    """Where an action goes: the live file, the line or function, the code to instrument."""
+
+    file: str
+    module: str | None
+    paths: list[CodePath]
+    line: int | None = None
+    function: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_location(text: str) -> LocationSpec:
+    """Parse ``text``; raise LocationError with the accepted forms when malformed."""
+    raw = text.strip() if isinstance(text, str) else ""
+    where, sep, what = raw.rpartition(":")
+    if not sep or not where or not what:
+        raise LocationError(f"cannot read location {text!r}: {_SYNTAX_HELP}")
+    line: int | None = None
+    qualname: str | None = None
+    if what.isdigit():
+        line = int(what)
+        if line < 1:
+            raise LocationError(f"line numbers start at 1, got {what} in {text!r}")
+    elif _QUALNAME_RE.match(what):
+        qualname = what
+    else:
+        raise LocationError(f"cannot read {what!r} in {text!r} as a line or a name: {_SYNTAX_HELP}")
+    if where.endswith((".py", ".pyw")) or "/" in where or "\\" in where:
+        return LocationSpec(raw, file=where.replace("\\", "/"), line=line, qualname=qualname)
+    if _MODULE_RE.match(where):
+        return LocationSpec(raw, module=where, line=line, qualname=qualname)
+    raise LocationError(f"cannot read {where!r} as a file or module in {text!r}: {_SYNTAX_HELP}")
+
+
+def _parts(path: str) -> list[str]:
+    return [p for p in os.path.normcase(path).replace("\\", "/").split("/") if p not in ("", ".")]
+
+
+def _suffix_match(suffix: str, filename: str) -> bool:
+    want, have = _parts(suffix), _parts(filename)
+    return len(want) <= len(have) and have[len(have) - len(want) :] == want
+
+
+def _module_file(module: ModuleType) -> str | None:
+    try:
+        filename = module.__dict__.get("__file__")
+    except Exception:  # a hostile module object: skip it
+        return None
+    if isinstance(filename, str) and filename.endswith((".py", ".pyw")):
+        return filename
+    return None
+
+
+def find_module(spec: LocationSpec) -> tuple[str | None, str] | None:
+    """The loaded module and file a spec names, or None when none is loaded yet.
+
+    Raises LocationError when several loaded files match the path suffix.
+    """
+    if spec.module is not None:
+        module = sys.modules.get(spec.module)
+        if module is None:
+            return None
+        filename = _module_file(module)
+        if filename is None:
+            raise LocationError(
+                f"module {spec.module} has no Python source file (built-in or compiled); "
+                "actions need Python source"
+            )
+        return spec.module, filename
+    matches: dict[str, str | None] = {}
+    for name, module in list(sys.modules.items()):
+        filename = _module_file(module) if module is not None else None
+        if filename and _suffix_match(spec.file or "", filename):
+            matches.setdefault(os.path.realpath(filename), name)
+    if not matches:
+        return None
+    if len(matches) > 1:
+        listed = ", ".join(sorted(matches))
+        raise LocationError(
+            f"{spec.file} matches {len(matches)} loaded files: {listed}; "
+            "give more of the path to pick one"
+        )
+    real, name = next(iter(matches.items()))
+    module = sys.modules.get(name) if name else None
+    filename = _module_file(module) if module is not None else real
+    return name, filename or real
+
+
+def _same_file(a: str, b: str) -> bool:
+    return a == b or os.path.realpath(a) == os.path.realpath(b)
+
+
+def live_code(filename: str, canonical: Canonical) -> list[tuple[CodePath, str]]:
+    """Every live code object of ``filename`` with its parents and qualified name.
+
+    Roots are the code of function objects the gc knows; nested code objects
+    come from ``co_consts``. ``canonical`` maps a backend's instrumented copy
+    back to the original, so repeated placements see the same objects.
+    """
+    roots: dict[int, tuple[CodeType, str]] = {}
+    # Decided once per distinct co_filename: realpath is a system call.
+    same: dict[str, bool] = {filename: True}
+    for obj in gc.get_objects():
+        if type(obj) is not FunctionType:
+            continue
+        code = canonical(obj.__code__)
+        co_file = code.co_filename
+        ok = same.get(co_file)
+        if ok is None:
+            ok = same[co_file] = _same_file(co_file, filename)
+        if not ok:
+            continue
+        qualname = getattr(code, "co_qualname", None) or _function_qualname(obj, code)
+        roots.setdefault(id(code), (code, qualname))
+    found: dict[int, tuple[CodePath, str]] = {}
+    for code, qualname in roots.values():
+        for path, name in _walk(code, (), qualname, canonical):
+            known = found.get(id(path.code))
+            # A closure's code is reached both as a live function's code and
+            # nested in its parent; keep the path with parents, which a
+            # code-rewriting backend needs to rebuild them.
+            if known is None or len(path.parents) > len(known[0].parents):
+                found[id(path.code)] = (path, name)
+    return list(found.values())
+
+
+def _function_qualname(func: FunctionType, code: CodeType) -> str:
+    qualname = getattr(func, "__qualname__", None)
+    # functools.wraps copies the wrapped function's name onto the wrapper; the
+    # code's own name tells them apart.
+    if isinstance(qualname, str) and qualname.rsplit(".", 1)[-1] == code.co_name:
+        return qualname
+    return code.co_name
+
+
+def _walk(
+    code: CodeType, parents: tuple[CodeType, ...], qualname: str, canonical: Canonical
+) -> Iterator[tuple[CodePath, str]]:
+    yield CodePath(code, parents), qualname
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            child = canonical(const)
+            child_name = getattr(child, "co_qualname", None) or f"{qualname}.<locals>.{child.co_name}"
+            yield from _walk(child, (*parents, code), child_name, canonical)
+
+
+def code_lines(code: CodeType) -> set[int]:
+    """Lines where ``code`` runs program instructions (not just frame set-up)."""
+    raw = code.co_code
+    lines: set[int] = set()
+    from dis import opname
+
+    for start, end, line in code.co_lines():
+        if line is None or line in lines:
+            continue
+        for offset in range(start, end, 2):
+            if opname[raw[offset]] not in _PREAMBLE_OPS:
+                lines.add(line)
+                break
+    return lines
+
+
+def resolve_line(
+    spec: LocationSpec, module: str | None, filename: str, canonical: Canonical
+) -> Resolution:
+    """The code objects that run ``spec.line`` of ``filename``, or LocationError."""
+    line = spec.line
+    assert line is not None
+    candidates = live_code(filename, canonical)
+    hits = [(path, name) for path, name in candidates if line in code_lines(path.code)]
+    if not hits:
+        raise LocationError(_no_code_message(filename, line, candidates))
+    hit_ids = {id(path.code) for path, _ in hits}
+    # A line that builds a lambda, comprehension or closure also appears in the
+    # nested code; the statement runs once, in the outermost code object.
+    outer = [(p, n) for p, n in hits if not any(id(parent) in hit_ids for parent in p.parents)]
+    function = ", ".join(sorted({n for _, n in outer}))
+    return Resolution(file=filename, module=module, paths=[p for p, _ in outer], line=line,
+                      function=function)
+
+
+def resolve_function(
+    spec: LocationSpec, module: str | None, filename: str, canonical: Canonical
+) -> Resolution:
+    """The code objects of the function a spec names (by qualname, or the one around a line)."""
+    candidates = live_code(filename, canonical)
+    if spec.qualname is not None:
+        want = _plain(spec.qualname)
+        hits = [(p, n) for p, n in candidates if _plain(n) == want]
+        if not hits:
+            names = sorted({n for _, n in candidates if "<" not in n.rsplit(".", 1)[-1]})
+            close = [n for n in names if n.rsplit(".", 1)[-1] == want.rsplit(".", 1)[-1]]
+            listed = ", ".join((close or names)[:12]) or "none"
+            raise LocationError(
+                f"no live function {spec.qualname} in {filename}; functions there: {listed}"
+            )
+        return Resolution(file=filename, module=module, paths=[p for p, _ in hits],
+                          function=hits[0][1])
+    line = spec.line
+    assert line is not None
+    inside = [
+        (p, n)
+        for p, n in candidates
+        if line in code_lines(p.code) or line == p.code.co_firstlineno
+    ]
+    if not inside:
+        raise LocationError(_no_code_message(filename, line, candidates))
+    # The innermost function around the line: the one with the most parents.
+    path, name = max(inside, key=lambda item: len(item[0].parents))
+    return Resolution(file=filename, module=module, paths=[path], line=line, function=name)
+
+
+def _plain(qualname: str) -> str:
+    return qualname.replace(".<locals>", "")
+
+
+def _no_code_message(filename: str, line: int, candidates: Iterable[tuple[CodePath, str]]) -> str:
+    live: set[int] = set()
+    for path, _ in candidates:
+        live |= code_lines(path.code)
+    before = max((n for n in live if n < line), default=None)
+    after = min((n for n in live if n > line), default=None)
+    nearest = ", ".join(str(n) for n in (before, after) if n is not None)
+    if _is_module_level(filename, line):
+        why = (
+            f"line {line} of {filename} is module-level code, which ran when the module was "
+            "imported; actions go inside functions"
+        )
+    else:
+        why = f"no code at line {line} of {filename}"
+    return f"{why}; nearest lines with code: {nearest}" if nearest else (
+        f"{why}; no live function in that file has code"
+    )
+
+
+def _is_module_level(filename: str, line: int) -> bool:
+    try:
+        with open(filename, "rb") as fh:
+            module_code = compile(fh.read(), filename, "exec", dont_inherit=True)
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return line in code_lines(module_code)

@@ -1,0 +1,120 @@
+"""Log message templates: literal text with ``{expression}`` fields.
+
+``"total={total} user={req.user_id}"`` compiles once, at placement, into
+literal parts and sandboxed expressions; ``{{`` and ``}}`` are literal braces.
+Braces nest, so ``{d['{']}`` and ``{ {'a': 1}['a'] }`` read as one field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from runtime_agent.capture import render
+from runtime_agent.errors import ExpressionError
+from runtime_agent.redact import REDACTED, Redactor
+from runtime_agent.sandbox import EvaluationFailure, Expression, compile_expression
+
+MAX_TEMPLATE_FIELDS = 32
+MAX_TEMPLATE_LENGTH = 4096
+
+
+class Template:
+    """A compiled log template; ``render`` never raises."""
+
+    def __init__(self, source: str, redactor: Redactor) -> None:
+        if not isinstance(source, str) or not source.strip():
+            raise ExpressionError("a log message is required, for example 'total={total}'")
+        if len(source) > MAX_TEMPLATE_LENGTH:
+            raise ExpressionError(
+                f"log message is {len(source)} characters; the limit is {MAX_TEMPLATE_LENGTH}"
+            )
+        self.source = source
+        self._redactor = redactor
+        parts: list[str | tuple[Expression, bool]] = []
+        for literal, field in _split(source):
+            if literal:
+                parts.append(literal)
+            if field is not None:
+                try:
+                    expr = compile_expression(field)
+                except ExpressionError as exc:
+                    raise ExpressionError(f"in {{{field}}}: {exc}") from None
+                hidden = any(redactor.is_sensitive(name) for name in expr.identifiers)
+                parts.append((expr, hidden))
+        if sum(1 for p in parts if not isinstance(p, str)) > MAX_TEMPLATE_FIELDS:
+            raise ExpressionError(f"a log message may have at most {MAX_TEMPLATE_FIELDS} fields")
+        self._parts = tuple(parts)
+
+    def render(self, local_vars: Mapping[str, Any], global_vars: Mapping[str, Any]) -> str:
+        """The message for one hit; fields that fail show why, in angle brackets."""
+        out: list[str] = []
+        for part in self._parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            expr, hidden = part
+            if hidden:
+                out.append(REDACTED)
+                continue
+            try:
+                value = expr.evaluate(local_vars, global_vars)
+            except EvaluationFailure as exc:
+                out.append(f"<{exc}>")
+                continue
+            out.append(render(value, redactor=self._redactor))
+        return self._redactor.mask_text("".join(out))
+
+
+def _split(source: str) -> list[tuple[str, str | None]]:
+    """Literal text and field pairs; raises ExpressionError on unbalanced braces."""
+    pieces: list[tuple[str, str | None]] = []
+    literal: list[str] = []
+    i, n = 0, len(source)
+    while i < n:
+        ch = source[i]
+        if ch == "}":
+            if source.startswith("}}", i):
+                literal.append("}")
+                i += 2
+                continue
+            raise ExpressionError(f"unmatched '}}' at column {i + 1}; write '}}}}' for a brace")
+        if ch != "{":
+            literal.append(ch)
+            i += 1
+            continue
+        if source.startswith("{{", i):
+            literal.append("{")
+            i += 2
+            continue
+        end = _field_end(source, i)
+        field = source[i + 1 : end].strip()
+        if not field:
+            raise ExpressionError(f"empty field '{{}}' at column {i + 1}; put an expression in it")
+        pieces.append(("".join(literal), field))
+        literal = []
+        i = end + 1
+    if literal:
+        pieces.append(("".join(literal), None))
+    return pieces
+
+
+def _field_end(source: str, start: int) -> int:
+    depth, quote, i = 0, "", start
+    while i < len(source):
+        ch = source[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise ExpressionError(f"unclosed '{{' at column {start + 1}; write '{{{{' for a brace")
