@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
@@ -32,6 +33,9 @@ MAX_CONSECUTIVE_FAILURES = 20
 #: Bounds the entry times kept for frames still running a timed function;
 #: generators abandoned mid-way never exit.
 MAX_OPEN_FRAMES = 10_000
+#: What the CPU budget charges per hit of a counter with no condition, which
+#: reads no clock: a generous bound of its measured cost (benchmarks/).
+BARE_COUNTER_COST = 0.5e-6
 
 DYNAMIC_LOGGER = logging.getLogger("runtime_agent.dynamic")
 
@@ -76,6 +80,9 @@ class Action:
     kind = "action"
     default_max_hits: int | None = None
     default_rate: float | None = None
+    #: Time one call in (mask + 1) for the CPU budget; cheap kinds sample,
+    #: kinds that build events time every hit (the clock is noise there).
+    _sample_mask = 15
 
     def __init__(
         self,
@@ -101,11 +108,14 @@ class Action:
         self.live = False
         self.hits = 0
         self.dropped = 0
-        self.cpu = 0.0
+        self._cpu = 0.0
+        self._cost_per_hit = 0.0
+        self._hook: Callable[[FrameType], bool] | None = None
         self.file: str | None = None
         self.line: int | None = None
         self.function: str | None = None
         self._counter = itertools.count(1)
+        self._calls = 0
         self._failures = 0
         self._rate_second = 0
         self._rate_used = 0
@@ -119,8 +129,14 @@ class Action:
         self.state, self.message = new, message
         self.live = new == state.INSTALLED
         self.host.emit_control(
-            {"type": "state", "action": self.id, "ts": time.time(), "state": new,
-             "message": message, "hits": self.hits}
+            {
+                "type": "state",
+                "action": self.id,
+                "ts": time.time(),
+                "state": new,
+                "message": message,
+                "hits": self.hits,
+            }
         )
         if new in state.FINAL:
             self.host.retire(self)
@@ -149,41 +165,103 @@ class Action:
 
     # -- hot path ----------------------------------------------------------
 
-    def on_line(self, frame: FrameType) -> bool:
-        """The backend's line callback. Returns False when nothing is left to do here."""
-        if not self.live:
-            return False
-        start = _perf()
-        try:
-            f_locals: Mapping[str, Any] | None = None
-            if self.condition is not None:
+    @property
+    def cpu(self) -> float:
+        """Seconds spent in this action's hooks (measured, sampled or estimated)."""
+        return self._cpu + self.hits * self._cost_per_hit
+
+    @cpu.setter
+    def cpu(self, value: float) -> None:
+        self._cpu = value - self.hits * self._cost_per_hit
+
+    def line_hook(self) -> Callable[[FrameType], bool]:
+        """The backend's line callback for this action, built once.
+
+        A closure rather than a method: on the hot path, cell variables are
+        cheaper than attribute lookups. It returns False when nothing is left
+        to do at the line (the backend may then switch the location off).
+        """
+        if self._hook is None:
+            self._hook = self._build_line_hook()
+        return self._hook
+
+    def _build_line_hook(self) -> Callable[[FrameType], bool]:
+        action = self
+        counter = self._counter
+        limit = self.max_hits if self.max_hits is not None else sys.maxsize
+        evaluate = self.condition.evaluate if self.condition is not None else None
+        record = None if type(self).record is Action.record else self.record
+        mask = self._sample_mask
+        scale = float(mask + 1)
+        perf = _perf
+        failed = self._failed
+        exhausted = f"reached max_hits={limit}"
+
+        def hit(frame: FrameType) -> bool:
+            f_locals = None
+            if evaluate is not None:
                 f_locals = frame.f_locals
                 try:
-                    if not truth(self.condition.evaluate(f_locals, frame.f_globals)):
+                    held = evaluate(f_locals, frame.f_globals)
+                    if held is not True and (held is False or not truth(held)):
                         return True
                 except EvaluationFailure as exc:
-                    self._failed("condition", exc)
-                    return self.live
-                if self._failures:
-                    self._failures = 0
-            return self._count(frame, f_locals)
-        except Exception as exc:  # a bug of ours must never reach the host
-            self._broken(exc)
-            return False
-        finally:
-            self.cpu += _perf() - start
+                    failed("condition", exc)
+                    return action.live
+                if action._failures:
+                    action._failures = 0
+            n = next(counter)
+            if n > limit:
+                return False
+            action.hits = n
+            if record is not None:
+                record(frame, f_locals)
+            if n >= limit:
+                action.set_state(state.EXHAUSTED, exhausted)
+                return False
+            return True
 
-    def _count(self, frame: FrameType, f_locals: Mapping[str, Any] | None) -> bool:
-        limit = self.max_hits
-        n = next(self._counter)
-        if limit is not None and n > limit:
-            return False
-        self.hits = n
-        self.record(frame, f_locals)
-        if limit is not None and n >= limit:
-            self.set_state(state.EXHAUSTED, f"reached max_hits={limit}")
-            return False
-        return True
+        if evaluate is None and record is None:
+            # A bare counter: no frame, no clock; its cost is estimated per hit.
+            self._cost_per_hit = BARE_COUNTER_COST
+
+            def count(frame: FrameType | None) -> bool:
+                if not action.live:
+                    return False
+                try:
+                    n = next(counter)
+                    if n >= limit:
+                        if n == limit:
+                            action.hits = n
+                            action.set_state(state.EXHAUSTED, exhausted)
+                        return False
+                    action.hits = n
+                    return True
+                except Exception as exc:  # a bug of ours must never reach the host
+                    action._broken(exc)
+                    return False
+
+            count.wants_frame = False  # type: ignore[attr-defined]
+            return count
+
+        def timed(frame: FrameType) -> bool:
+            if not action.live:
+                return False
+            calls = action._calls = action._calls + 1
+            try:
+                if calls & mask:
+                    # Untimed: the budget extrapolates from the sampled calls.
+                    return hit(frame)
+                start = perf()
+                try:
+                    return hit(frame)
+                finally:
+                    action._cpu += (perf() - start) * scale
+            except Exception as exc:  # a bug of ours must never reach the host
+                action._broken(exc)
+                return False
+
+        return timed
 
     def record(self, frame: FrameType, f_locals: Mapping[str, Any] | None) -> None:
         """What one hit does; runs after the condition held and the count was taken."""
@@ -228,6 +306,7 @@ class LogAction(Action):
 
     kind = "log"
     default_rate = 100.0
+    _sample_mask = 0
 
     def __init__(self, *args: Any, template: Template, output: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -245,8 +324,15 @@ class LogAction(Action):
         if self.output != "app":
             code = frame.f_code
             self.host.emit(
-                {"type": "log", "action": self.id, "ts": time.time(), "message": message,
-                 "file": code.co_filename, "line": frame.f_lineno, "function": code.co_name}
+                {
+                    "type": "log",
+                    "action": self.id,
+                    "ts": time.time(),
+                    "message": message,
+                    "file": code.co_filename,
+                    "line": frame.f_lineno,
+                    "function": code.co_name,
+                }
             )
 
 
@@ -256,10 +342,9 @@ class SnapshotAction(Action):
     kind = "snapshot"
     default_max_hits = 1
     default_rate = 10.0
+    _sample_mask = 0
 
-    def __init__(
-        self, *args: Any, watch: Sequence[tuple[Expression, bool]], **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, watch: Sequence[tuple[Expression, bool]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.watch = tuple(watch)
 
@@ -284,8 +369,14 @@ class CounterAction(Action):
         hits = self.hits
         if hits != self._reported:
             self.host.emit_control(
-                {"type": "metric", "action": self.id, "ts": time.time(), "metric": "count",
-                 "count": hits - self._reported, "total": hits}
+                {
+                    "type": "metric",
+                    "action": self.id,
+                    "ts": time.time(),
+                    "metric": "count",
+                    "count": hits - self._reported,
+                    "total": hits,
+                }
             )
             self._reported = hits
 
@@ -312,8 +403,9 @@ class MetricAction(Action):
         if type(value) not in _NUMBER:
             self._failed(
                 "expression",
-                EvaluationFailure(f"{self.expression.source} is a {type(value).__name__}, "
-                                  "not a number"),
+                EvaluationFailure(
+                    f"{self.expression.source} is a {type(value).__name__}, not a number"
+                ),
             )
             return
         self.aggregate.add(float(value))
@@ -323,8 +415,15 @@ class MetricAction(Action):
         if figures is not None:
             self.total += figures["count"]
             self.host.emit_control(
-                {"type": "metric", "action": self.id, "ts": time.time(), "metric": "value",
-                 "expression": self.expression.source, "total": self.total, **figures}
+                {
+                    "type": "metric",
+                    "action": self.id,
+                    "ts": time.time(),
+                    "metric": "value",
+                    "expression": self.expression.source,
+                    "total": self.total,
+                    **figures,
+                }
             )
 
 
@@ -358,7 +457,7 @@ class DurationAction(Action):
         except Exception as exc:
             self._broken(exc)
         finally:
-            self.cpu += _perf() - start
+            self._cpu += _perf() - start
 
     def on_exit(self, frame: FrameType) -> None:
         """Backend callback on exit: fold the elapsed time in."""
@@ -378,15 +477,22 @@ class DurationAction(Action):
         except Exception as exc:
             self._broken(exc)
         finally:
-            self.cpu += _perf() - end
+            self._cpu += _perf() - end
 
     def flush(self) -> None:
         figures = self.aggregate.take()
         if figures is not None:
             self.total += figures["count"]
             self.host.emit_control(
-                {"type": "metric", "action": self.id, "ts": time.time(), "metric": "duration",
-                 "unit": "ms", "total": self.total, **figures}
+                {
+                    "type": "metric",
+                    "action": self.id,
+                    "ts": time.time(),
+                    "metric": "duration",
+                    "unit": "ms",
+                    "total": self.total,
+                    **figures,
+                }
             )
 
 

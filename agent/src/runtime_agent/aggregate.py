@@ -33,10 +33,8 @@ class Aggregate:
         with self._lock:
             self.count += 1
             self.total += value
-            if value < self.minimum:
-                self.minimum = value
-            if value > self.maximum:
-                self.maximum = value
+            self.minimum = min(self.minimum, value)
+            self.maximum = max(self.maximum, value)
             if len(self.sample) < RESERVOIR_SIZE:
                 self.sample.append(value)
             else:

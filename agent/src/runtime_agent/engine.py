@@ -20,8 +20,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import CodeType, FrameType, ModuleType
+from collections.abc import Callable, Iterable, Sequence
+from types import FrameType, ModuleType
 from typing import Any
 
 from runtime_agent import locate, state
@@ -106,8 +106,9 @@ class Engine:
         self._placed: dict[str, list[int]] = {}
         self._retired: deque[Action] = deque()
         self._cpu_seen: dict[str, float] = {}
-        self._host = Host(self._outbox.put, self._outbox.put_control, self._retired.append,
-                          self.redactor)
+        self._host = Host(
+            self._outbox.put, self._outbox.put_control, self._retired.append, self.redactor
+        )
         self._watcher = ImportWatcher(self._wants_module, self._module_loaded)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -142,8 +143,15 @@ class Engine:
             raise AgentError(f"output must be one of {', '.join(OUTPUTS)}, not {output!r}")
         template = Template(message, self.redactor)
         return self._place(
-            LogAction, location, condition, max_hits, ttl_seconds, rate_limit, action_id,
-            template=template, output=output,
+            LogAction,
+            location,
+            condition,
+            max_hits,
+            ttl_seconds,
+            rate_limit,
+            action_id,
+            template=template,
+            output=output,
         )
 
     def add_snapshot(
@@ -165,7 +173,13 @@ class Engine:
         compiled = [self._compile(w, "watch expression") for w in watch]
         marked = [(e, self._is_hidden(e)) for e in compiled if e is not None]
         return self._place(
-            SnapshotAction, location, condition, max_hits, ttl_seconds, rate_limit, action_id,
+            SnapshotAction,
+            location,
+            condition,
+            max_hits,
+            ttl_seconds,
+            rate_limit,
+            action_id,
             watch=marked,
         )
 
@@ -198,7 +212,13 @@ class Engine:
         if compiled is None:
             raise ExpressionError("a metric needs an expression, for example len(cart.items)")
         return self._place(
-            MetricAction, location, condition, max_hits, ttl_seconds, None, action_id,
+            MetricAction,
+            location,
+            condition,
+            max_hits,
+            ttl_seconds,
+            None,
+            action_id,
             expression=compiled,
         )
 
@@ -395,7 +415,9 @@ class Engine:
         action.set_state(state.INSTALLED, note)
         self._rearm(action)
 
-    def _check_blocklist(self, spec: locate.LocationSpec, module: str | None, filename: str) -> None:
+    def _check_blocklist(
+        self, spec: locate.LocationSpec, module: str | None, filename: str
+    ) -> None:
         for pattern in self._blocklist:
             if fnmatch.fnmatch(filename, pattern) or (module and fnmatch.fnmatch(module, pattern)):
                 raise BlockedLocation(
@@ -405,8 +427,11 @@ class Engine:
 
     def _apply(self, site: _Site) -> None:
         """Tell the backend what is live on this code object now."""
-        lines = {line: _line_callback(acts) for line, acts in site.lines.items()
-                 if any(a.live for a in acts)}
+        lines = {
+            line: _line_callback(acts)
+            for line, acts in site.lines.items()
+            if any(a.live for a in acts)
+        }
         self._backend.set_lines(site.path, lines)
         live = [a for a in site.func if a.live]
         self._backend.set_function(site.path, _function_callbacks(live) if live else None)
@@ -484,8 +509,10 @@ class Engine:
         self._stop = threading.Event()
         self._thread_pid = pid
         self._thread = threading.Thread(
-            target=_housekeeping_loop, args=(weakref.ref(self), self._stop),
-            name="runtime-agent-housekeeping", daemon=True,
+            target=_housekeeping_loop,
+            args=(weakref.ref(self), self._stop),
+            name="runtime-agent-housekeeping",
+            daemon=True,
         )
         self._thread.start()
 
@@ -544,8 +571,8 @@ class Engine:
 def _line_callback(actions: list[Action]) -> Callable[[FrameType], bool]:
     live = [a for a in actions if a.live]
     if len(live) == 1:
-        return live[0].on_line
-    hooks = tuple(a.on_line for a in live)
+        return live[0].line_hook()
+    hooks = tuple(a.line_hook() for a in live)
 
     def fire(frame: FrameType) -> bool:
         alive = False

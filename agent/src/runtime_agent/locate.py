@@ -202,7 +202,9 @@ def _walk(
     for const in code.co_consts:
         if isinstance(const, CodeType):
             child = canonical(const)
-            child_name = getattr(child, "co_qualname", None) or f"{qualname}.<locals>.{child.co_name}"
+            child_name = (
+                getattr(child, "co_qualname", None) or f"{qualname}.<locals>.{child.co_name}"
+            )
             yield from _walk(child, (*parents, code), child_name, canonical)
 
 
@@ -237,8 +239,9 @@ def resolve_line(
     # nested code; the statement runs once, in the outermost code object.
     outer = [(p, n) for p, n in hits if not any(id(parent) in hit_ids for parent in p.parents)]
     function = ", ".join(sorted({n for _, n in outer}))
-    return Resolution(file=filename, module=module, paths=[p for p, _ in outer], line=line,
-                      function=function)
+    return Resolution(
+        file=filename, module=module, paths=[p for p, _ in outer], line=line, function=function
+    )
 
 
 def resolve_function(
@@ -256,14 +259,13 @@ def resolve_function(
             raise LocationError(
                 f"no live function {spec.qualname} in {filename}; functions there: {listed}"
             )
-        return Resolution(file=filename, module=module, paths=[p for p, _ in hits],
-                          function=hits[0][1])
+        return Resolution(
+            file=filename, module=module, paths=[p for p, _ in hits], function=hits[0][1]
+        )
     line = spec.line
     assert line is not None
     inside = [
-        (p, n)
-        for p, n in candidates
-        if line in code_lines(p.code) or line == p.code.co_firstlineno
+        (p, n) for p, n in candidates if line in code_lines(p.code) or line == p.code.co_firstlineno
     ]
     if not inside:
         raise LocationError(_no_code_message(filename, line, candidates))
@@ -290,8 +292,10 @@ def _no_code_message(filename: str, line: int, candidates: Iterable[tuple[CodePa
         )
     else:
         why = f"no code at line {line} of {filename}"
-    return f"{why}; nearest lines with code: {nearest}" if nearest else (
-        f"{why}; no live function in that file has code"
+    return (
+        f"{why}; nearest lines with code: {nearest}"
+        if nearest
+        else (f"{why}; no live function in that file has code")
     )
 
 

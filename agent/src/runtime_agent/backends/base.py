@@ -16,8 +16,16 @@ from types import CodeType, FrameType
 #: Called when a line carrying actions is about to run, with the frame running
 #: it. Returns False when nothing live is left at that line, so a backend that
 #: can switch the location off (sys.monitoring's DISABLE) does so; the engine
-#: calls ``set_lines`` again to switch it back on.
-LineCallback = Callable[[FrameType], bool]
+#: calls ``set_lines`` again to switch it back on. A callback whose attribute
+#: ``wants_frame`` is False may be passed None instead of the frame, which
+#: spares a backend the cost of materialising it.
+LineCallback = Callable[["FrameType | None"], bool]
+
+
+def wants_frame(callback: LineCallback) -> bool:
+    """Whether a line callback needs the frame (the default) or accepts None."""
+    return getattr(callback, "wants_frame", True) is not False
+
 
 #: Called on entry to and on every exit from (return or exception) a frame of
 #: an instrumented function. Generators and coroutines are entered once, on

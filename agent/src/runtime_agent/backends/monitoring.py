@@ -15,8 +15,9 @@ for code objects we do not watch.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import CodeType
+from typing import Any
 
 from runtime_agent.backends.base import (
     Backend,
@@ -24,6 +25,7 @@ from runtime_agent.backends.base import (
     CodePath,
     FrameCallback,
     LineCallback,
+    wants_frame,
 )
 
 #: Tool ids the CPython docs reserve for others: 0 debugger, 1 coverage,
@@ -51,7 +53,9 @@ class MonitoringBackend(Backend):
         self._lines: dict[int, dict[int, LineCallback]] = {}
         self._funcs: dict[int, tuple[FrameCallback, FrameCallback]] = {}
         self._codes: dict[int, CodeType] = {}
-        mon.register_callback(self._tool, ev.LINE, self._on_line)
+        # line -> (code, callback, wants_frame, {id(code): entry} when several)
+        self._by_line: dict[int, tuple[Any, ...]] = {}
+        mon.register_callback(self._tool, ev.LINE, self._make_line_callback())
         mon.register_callback(self._tool, ev.PY_START, self._on_start)
         mon.register_callback(self._tool, ev.PY_RETURN, self._on_return)
         mon.register_callback(self._tool, ev.PY_UNWIND, self._on_unwind)
@@ -67,13 +71,44 @@ class MonitoringBackend(Backend):
 
     # -- callbacks: the hot path. Keep them tiny and never raise. ---------------
 
-    def _on_line(self, code: CodeType, line: int) -> object:
-        table = self._lines.get(id(code))
-        if table is not None:
-            callback = table.get(line)
-            if callback is not None and callback(sys._getframe(1)):
-                return None
-        return self._disable
+    def _make_line_callback(self) -> Callable[[CodeType, int], object]:
+        # A closure: cell lookups are cheaper than attribute lookups per event.
+        # Keyed by line first: most lines carry one code object's actions, so
+        # an identity check replaces hashing the code object.
+        by_line = self._by_line
+        disable = self._disable
+        getframe = sys._getframe
+
+        def on_line(code: CodeType, line: int) -> object:
+            entry = by_line.get(line)
+            if entry is not None:
+                if entry[0] is not code:
+                    entry = entry[3].get(id(code)) if entry[3] else None
+                    if entry is None:
+                        return disable
+                if entry[1](getframe(1) if entry[2] else None):
+                    return None
+            return disable
+
+        return on_line
+
+    def _index_lines(self) -> None:
+        """Rebuild the line-first lookup table from ``_lines``."""
+        grouped: dict[int, list[tuple[CodeType, LineCallback, bool]]] = {}
+        for key, table in self._lines.items():
+            code = self._codes[key]
+            for line, callback in table.items():
+                grouped.setdefault(line, []).append((code, callback, wants_frame(callback)))
+        fresh: dict[int, tuple[Any, ...]] = {}
+        for line, entries in grouped.items():
+            first = entries[0]
+            others = (
+                {id(c): (c, cb, wf, None) for c, cb, wf in entries} if len(entries) > 1 else None
+            )
+            fresh[line] = (first[0], first[1], first[2], others)
+        # Swap contents in place: the running callback holds this dict.
+        self._by_line.clear()
+        self._by_line.update(fresh)
 
     def _on_start(self, code: CodeType, offset: int) -> object:
         pair = self._funcs.get(id(code))
@@ -105,6 +140,7 @@ class MonitoringBackend(Backend):
             self._codes[key] = path.code
         else:
             self._lines.pop(key, None)
+        self._index_lines()
         self._apply(path.code)
 
     def set_function(
@@ -140,6 +176,7 @@ class MonitoringBackend(Backend):
         for code in list(self._codes.values()):
             mon.set_local_events(self._tool, code, 0)
         self._lines.clear()
+        self._by_line.clear()
         self._funcs.clear()
         self._codes.clear()
         mon.set_events(self._tool, 0)

@@ -5,14 +5,14 @@ sys.monitoring nor bytecode injection is available, or when asked for with
 Even here only the target code objects are traced: the global trace function
 returns None for every other frame, so their lines cost one call on entry and
 nothing after. Limits, stated plainly: the trace function replaces any other
-(a debugger's or coverage.py's PyTracer); threads that were already running
-before the first action are traced only from their next call on 3.12+
-(``threading.settrace_all_threads``) and not at all before that; a generator or
-coroutine counts one enter and one exit per resumption.
+(a debugger's or coverage.py's PyTracer); on 3.10 and 3.11, threads that were already running
+before the first action are not traced (3.12+ has
+``threading.settrace_all_threads``).
 """
 
 from __future__ import annotations
 
+import dis
 import sys
 import threading
 from collections.abc import Mapping
@@ -20,6 +20,12 @@ from types import CodeType, FrameType
 from typing import Any
 
 from runtime_agent.backends.base import Backend, CodePath, FrameCallback, LineCallback
+
+_YIELD_OPS = frozenset(
+    dis.opmap[name] for name in ("YIELD_VALUE", "YIELD_FROM") if name in dis.opmap
+)
+_RESUME = dis.opmap.get("RESUME", -1)
+_MAX_FRAMES = 10_000
 
 
 class SettraceBackend(Backend):
@@ -31,6 +37,10 @@ class SettraceBackend(Backend):
         self._lines: dict[CodeType, dict[int, LineCallback]] = {}
         self._funcs: dict[CodeType, tuple[FrameCallback, FrameCallback]] = {}
         self._installed = False
+        # Frames of generators and coroutines suspended at a yield or await:
+        # their next "call" is a resumption, their last "return" a yield.
+        self._suspended: set[int] = set()
+        self._last_line: dict[int, int] = {}
 
     def _global(self, frame: FrameType, event: str, arg: Any) -> Any:
         code = frame.f_code
@@ -39,7 +49,10 @@ class SettraceBackend(Backend):
         if lines is None and funcs is None:
             return None
         if funcs is not None:
-            funcs[0](frame)
+            if id(frame) in self._suspended:
+                self._suspended.discard(id(frame))
+            else:
+                funcs[0](frame)
         return self._local
 
     def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
@@ -47,13 +60,25 @@ class SettraceBackend(Backend):
         if event == "line":
             lines = self._lines.get(code)
             if lines is not None:
-                callback = lines.get(frame.f_lineno)
-                if callback is not None:
+                line = frame.f_lineno
+                callback = lines.get(line)
+                # Like sys.monitoring's LINE: a jump back within the same line
+                # (an inlined comprehension) is not a new execution of it.
+                key = id(frame)
+                if callback is not None and self._last_line.get(key) != line:
                     callback(frame)
+                if len(self._last_line) >= _MAX_FRAMES:
+                    self._last_line.clear()
+                self._last_line[key] = line
         elif event == "return":
             funcs = self._funcs.get(code)
             if funcs is not None:
-                funcs[1](frame)
+                if _suspending(frame):
+                    if len(self._suspended) >= _MAX_FRAMES:
+                        self._suspended.clear()
+                    self._suspended.add(id(frame))
+                else:
+                    funcs[1](frame)
         return self._local
 
     def _sync(self) -> None:
@@ -88,3 +113,15 @@ class SettraceBackend(Backend):
         self._lines.clear()
         self._funcs.clear()
         self._sync()
+
+
+def _suspending(frame: FrameType) -> bool:
+    """Whether a "return" event is a yield or await rather than the end of the frame."""
+    raw = frame.f_code.co_code
+    try:
+        op = raw[frame.f_lasti]
+        # 3.13 reports a yield at the RESUME that follows it; its oparg says
+        # why it resumes (0: the start of the function).
+        return op in _YIELD_OPS or (op == _RESUME and raw[frame.f_lasti + 1] & 3 != 0)
+    except IndexError:
+        return False

@@ -1,0 +1,1 @@
+"""Code shapes the engine tests place actions in. Lines are found by their ``# L:`` markers."""
