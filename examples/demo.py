@@ -40,8 +40,9 @@ def line_of(text: str) -> int:
 def traffic(service: TradeExecutionService, stop: threading.Event) -> None:
     rng = random.Random(7)
     while not stop.is_set():
-        request = TradeRequest(f"user-{rng.randint(1, 40)}", rng.choice(SYMBOLS),
-                               rng.choice([1, 5, 20, 80, 200]))
+        request = TradeRequest(
+            f"user-{rng.randint(1, 40)}", rng.choice(SYMBOLS), rng.choice([1, 5, 20, 80, 200])
+        )
         service.execute_trade(request)
         time.sleep(0.002)
 
@@ -69,8 +70,7 @@ def main() -> int:
         step(f"1. log at the entry of execute_trade ({entry})")
         log = engine.add_log(
             entry.rsplit(":", 1)[0] + f":{line_of('total = round(')}",
-            "user={request.user_id} symbol={request.symbol} qty={request.quantity} "
-            "price={price}",
+            "user={request.user_id} symbol={request.symbol} qty={request.quantity} price={price}",
             max_hits=5,
         )
         print(f"   -> {log.state} at {log.file}:{log.line} in {log.function}")
@@ -83,8 +83,9 @@ def main() -> int:
 
         where = f"trading_app/service.py:{line_of('rules = self.fraud.review')}"
         step(f"2. snapshot before the fraud check when total > 10000 ({where}, max 3 hits)")
-        snap = engine.add_snapshot(where, condition="total > 10000", max_hits=3,
-                                   watch=["high_value", "self.limits"])
+        snap = engine.add_snapshot(
+            where, condition="total > 10000", max_hits=3, watch=["high_value", "self.limits"]
+        )
         print(f"   -> {snap.state} at line {snap.line}")
         wait_for(engine, snap.id, 3)
         shots = [e for e in engine.drain() if e["type"] == "snapshot"]
@@ -97,8 +98,10 @@ def main() -> int:
                 failures.append(f"snapshot did not show the bug: total={total} flag={flag}")
         if len(shots) != 3:
             failures.append(f"expected 3 snapshots, got {len(shots)}")
-        print("   => trades over $10,000 keep high_value=False: the limit key "
-              "'high_value_usd' is not in the limits, and the KeyError is swallowed")
+        print(
+            "   => trades over $10,000 keep high_value=False: the limit key "
+            "'high_value_usd' is not in the limits, and the KeyError is swallowed"
+        )
 
         step("3. a counter and the duration of execute_trade")
         counter = engine.add_counter(where, condition="total > 10000")
@@ -109,8 +112,10 @@ def main() -> int:
             if event["type"] == "metric" and event["action"] == counter.id:
                 print(f"   high-value trades in 1 s: {event['count']}")
             if event["type"] == "metric" and event["action"] == duration.id:
-                print(f"   execute_trade: {event['count']} calls, p50 {event['p50']:.3f} ms, "
-                      f"p99 {event['p99']:.3f} ms")
+                print(
+                    f"   execute_trade: {event['count']} calls, p50 {event['p50']:.3f} ms, "
+                    f"p99 {event['p99']:.3f} ms"
+                )
 
         step("4. remove every action")
         removed = engine.remove_all()

@@ -205,3 +205,42 @@ def test_coverage_measures_the_module_while_actions_are_on_it(tmp_path):
     [measured] = [f for name, f in files.items() if name.endswith("shapes.py")]
     body = int(at("loop_body").rsplit(":", 1)[1])
     assert body in measured["executed_lines"]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring exists from 3.12")
+def test_monitoring_leaves_other_tools_alone():
+    """A debugger's switched-off locations stay off in code we never touch, and
+    it keeps receiving its events where we do."""
+    mon = sys.monitoring
+    debugger = mon.DEBUGGER_ID
+    assert mon.get_tool(debugger) is None
+    seen: list[tuple[str, int]] = []
+
+    def on_line(code, line):
+        seen.append((code.co_name, line))
+        return mon.DISABLE
+
+    mon.use_tool_id(debugger, "test-debugger")
+    try:
+        mon.register_callback(debugger, mon.events.LINE, on_line)
+        for func in (shapes.plain, shapes.loop):
+            mon.set_local_events(debugger, func.__code__, mon.events.LINE)
+        shapes.plain(1, 2)
+        shapes.loop(2)
+        before = len(seen)
+        with Engine(core="monitoring") as eng:
+            assert eng.core == "monitoring"
+            status = eng.add_counter(at("plain_total"))
+            shapes.loop(2)  # untouched by us: the debugger's DISABLEs hold
+            assert seen[before:] == []
+            assert shapes.plain(1, 2) == 3
+            assert eng.status(status.id).hits == 1
+            assert mon.get_tool(debugger) == "test-debugger"
+        shapes.loop(2)
+        # Only the code object we instrumented was re-armed for the debugger.
+        assert {name for name, _ in seen[before:]} == {"plain"}
+    finally:
+        mon.register_callback(debugger, mon.events.LINE, None)
+        for func in (shapes.plain, shapes.loop):
+            mon.set_local_events(debugger, func.__code__, 0)
+        mon.free_tool_id(debugger)

@@ -61,12 +61,13 @@ BLOCKLIST_ENV = "RUNTIME_AGENT_BLOCKLIST"
 class _Site:
     """The actions on one code object: per line, and around the function."""
 
-    __slots__ = ("func", "lines", "path")
+    __slots__ = ("func", "func_armed", "lines", "path")
 
     def __init__(self, path: CodePath) -> None:
         self.path = path
         self.lines: dict[int, list[Action]] = {}
         self.func: list[DurationAction] = []
+        self.func_armed = False
 
 
 class Engine:
@@ -434,7 +435,9 @@ class Engine:
         }
         self._backend.set_lines(site.path, lines)
         live = [a for a in site.func if a.live]
-        self._backend.set_function(site.path, _function_callbacks(live) if live else None)
+        if live or site.func_armed:
+            self._backend.set_function(site.path, _function_callbacks(live) if live else None)
+            site.func_armed = bool(live)
         if not site.lines and not site.func:
             self._sites.pop(id(site.path.code), None)
 

@@ -74,6 +74,11 @@ class TradeExecutionService:
         with self._lock:
             trade_id = self._next_id
             self._next_id += 1
-        log.info("trade %s executed: %s %s x%s", trade_id, request.user_id, request.symbol,
-                 request.quantity)
+        log.info(
+            "trade %s executed: %s %s x%s",
+            trade_id,
+            request.user_id,
+            request.symbol,
+            request.quantity,
+        )
         return TradeResult(trade_id, "executed", total, high_value, rules)

@@ -55,6 +55,7 @@ class MonitoringBackend(Backend):
         self._codes: dict[int, CodeType] = {}
         # line -> (code, callback, wants_frame, {id(code): entry} when several)
         self._by_line: dict[int, tuple[Any, ...]] = {}
+        self._unwind = False
         mon.register_callback(self._tool, ev.LINE, self._make_line_callback())
         mon.register_callback(self._tool, ev.PY_START, self._on_start)
         mon.register_callback(self._tool, ev.PY_RETURN, self._on_return)
@@ -153,8 +154,10 @@ class MonitoringBackend(Backend):
         else:
             self._funcs.pop(key, None)
         self._apply(path.code)
-        unwind = self._mon.events.PY_UNWIND if self._funcs else 0
-        self._mon.set_events(self._tool, unwind)
+        unwind = bool(self._funcs)
+        if unwind != self._unwind:
+            self._mon.set_events(self._tool, self._mon.events.PY_UNWIND if unwind else 0)
+            self._unwind = unwind
 
     def _apply(self, code: CodeType) -> None:
         key = id(code)
