@@ -6,6 +6,8 @@ package is private. See agent/README.md.
 
 from __future__ import annotations
 
+from runtime_agent._version import VERSION as __version__
+from runtime_agent.connect import Agent, current, start, stop
 from runtime_agent.engine import Engine
 from runtime_agent.errors import (
     ActionNotFound,
@@ -17,11 +19,10 @@ from runtime_agent.errors import (
 )
 from runtime_agent.state import ActionStatus
 
-__version__ = "0.1.0"
-
 __all__ = [
     "ActionNotFound",
     "ActionStatus",
+    "Agent",
     "AgentError",
     "BlockedLocation",
     "CoreUnavailable",
@@ -29,4 +30,7 @@ __all__ = [
     "ExpressionError",
     "LocationError",
     "__version__",
+    "current",
+    "start",
+    "stop",
 ]

@@ -136,6 +136,9 @@ class Action:
                 "state": new,
                 "message": message,
                 "hits": self.hits,
+                "file": self.file,
+                "line": self.line,
+                "function": self.function,
             }
         )
         if new in state.FINAL:

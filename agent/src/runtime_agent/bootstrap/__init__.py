@@ -1,0 +1,1 @@
+"""Start-up hook directory used by ``runtime-agent run`` (see sitecustomize.py)."""

@@ -1,0 +1,287 @@
+"""The control channel: one daemon thread between the engine and the hub.
+
+The thread registers, keeps a long poll open for action changes and, while
+that poll waits, ships the engine's events in batches (every 50 ms at most
+when there are any). It never blocks the host: it owns its sockets, waits
+with ``select`` and reaches the engine only through its thread-safe API.
+
+While the hub is unreachable it backs off exponentially with jitter; actions
+keep running until they expire and their events queue up (bounded by the
+engine's outbox) until the hub is back. A batch is resent until the hub
+acknowledges it, under the same batch number, so nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import select
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from runtime_agent._version import VERSION as AGENT_VERSION
+from runtime_agent.config import AgentConfig
+from runtime_agent.engine import Engine
+from runtime_agent.errors import ActionNotFound, AgentError
+from runtime_agent.hubclient import HubConnection, HubError
+
+PROTOCOL = 1
+POLL_WAIT = 10.0
+UPLOAD_EVERY = 0.05
+MAX_BATCH = 500
+BACKOFF_START = 0.25
+BACKOFF_MAX = 30.0
+
+
+class Channel:
+    """Keeps one engine in step with the hub, on a daemon thread."""
+
+    def __init__(self, engine: Engine, config: AgentConfig) -> None:
+        self.engine = engine
+        self.config = config
+        self.agent_id: str | None = None
+        self.connected = False
+        self.last_error = ""
+        self._version = 0
+        self._placed: dict[str, dict[str, Any]] = {}
+        self._reports: list[dict[str, Any]] = []
+        self._batch_no = 0
+        self._pending: dict[str, Any] | None = None
+        self._dropped_seen = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._poll = HubConnection(config.hub, config.token)
+        self._upload = HubConnection(config.hub, config.token)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the thread (again, in a forked child)."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="runtime-agent-channel", daemon=True)
+        self._thread.start()
+
+    def stop(self, flush_timeout: float = 1.0) -> None:
+        """Stop the thread, shipping what is queued if the hub answers quickly."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=flush_timeout + 1)
+        try:
+            self._upload.timeout = flush_timeout
+            self._ship(force=True)
+        except Exception:
+            pass
+        self._poll.close()
+        self._upload.close()
+
+    def after_fork_in_child(self) -> None:
+        """A forked worker is a new agent: new connections, new identity, same actions."""
+        self._poll = HubConnection(self.config.hub, self.config.token)
+        self._upload = HubConnection(self.config.hub, self.config.token)
+        self.agent_id = None
+        self._pending = None
+        self._batch_no = 0
+        self._version = 0
+        self.start()
+
+    # -- the thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = BACKOFF_START
+        while not self._stop.is_set():
+            try:
+                if self.agent_id is None:
+                    self._register()
+                self._poll_once()
+                backoff = BACKOFF_START
+            except HubError as exc:
+                self.connected = False
+                self.last_error = str(exc)
+                if exc.status == 404:
+                    self.agent_id = None  # forgotten by the hub: register again
+                    continue
+                # Jitter keeps a fleet of workers from reconnecting in step.
+                self._stop.wait(backoff * random.uniform(0.5, 1.5))
+                backoff = min(backoff * 2, BACKOFF_MAX)
+            except Exception as exc:  # a bug of ours: never let the thread die
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _register(self) -> None:
+        engine = self.engine
+        reply = self._upload.request(
+            "POST",
+            "/v1/agents/register",
+            {
+                "protocol": PROTOCOL,
+                "instance_id": engine.instance_id,
+                "service": self.config.service,
+                "tags": self.config.tags,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "python": sys.version.split()[0],
+                "agent_version": AGENT_VERSION,
+                "core": engine.core,
+                "code_version": self.config.code_version,
+                "started_at": time.time(),
+            },
+        )
+        agent_id = reply.get("agent_id")
+        if not isinstance(agent_id, str):
+            raise HubError(0, "bad_reply", "the hub's register reply has no agent_id")
+        self.agent_id = agent_id
+        self._version = 0
+        self.connected = True
+        self.last_error = ""
+
+    def _poll_once(self) -> None:
+        """One long poll; ships events while it waits."""
+        path = f"/v1/agents/{self.agent_id}/actions?version={self._version}&wait={POLL_WAIT:g}"
+        conn = self._poll
+        sock = conn.send_request("GET", path, timeout=POLL_WAIT + 10)
+        deadline = time.monotonic() + POLL_WAIT + 10
+        last_ship = 0.0
+        while not self._stop.is_set():
+            ready, _, _ = select.select([sock], [], [], UPLOAD_EVERY)
+            if ready:
+                reply = conn.read_response()
+                self.connected = True
+                if reply.get("changed"):
+                    self._reconcile(reply.get("actions") or [])
+                    self._version = int(reply.get("version", self._version))
+                self._ship(force=True)
+                return
+            now = time.monotonic()
+            if now - last_ship >= UPLOAD_EVERY:
+                self._ship()
+                last_ship = now
+            if now > deadline:
+                conn.close()
+                raise HubError(0, "timeout", "the hub did not answer a poll in time")
+        conn.close()
+
+    # -- actions ---------------------------------------------------------------
+
+    def _reconcile(self, wanted: list[Any]) -> None:
+        desired = {
+            a["id"]: a for a in wanted if isinstance(a, dict) and isinstance(a.get("id"), str)
+        }
+        for action_id in list(self._placed):
+            if action_id not in desired:
+                self._placed.pop(action_id, None)
+                try:
+                    self.engine.remove(action_id)
+                except ActionNotFound:
+                    pass
+        for action_id, spec in desired.items():
+            if self._placed.get(action_id) == spec:
+                continue
+            if action_id in self._placed:  # changed: replace it
+                try:
+                    self.engine.remove(action_id)
+                except ActionNotFound:
+                    pass
+            self._placed[action_id] = spec
+            self._place(action_id, spec)
+
+    def _place(self, action_id: str, spec: dict[str, Any]) -> None:
+        try:
+            place_from_spec(self.engine, action_id, spec)
+        except AgentError as exc:
+            self._reports.append(
+                {
+                    "type": "state",
+                    "action": action_id,
+                    "ts": time.time(),
+                    "state": "error",
+                    "message": str(exc),
+                    "hits": 0,
+                }
+            )
+        except Exception as exc:
+            self._reports.append(
+                {
+                    "type": "state",
+                    "action": action_id,
+                    "ts": time.time(),
+                    "state": "error",
+                    "hits": 0,
+                    "message": f"invalid action: {type(exc).__name__}: {exc}",
+                }
+            )
+
+    # -- events ----------------------------------------------------------------
+
+    def _ship(self, force: bool = False) -> None:
+        """Upload the pending batch, or a new one if there are events."""
+        if self.agent_id is None:
+            return
+        if self._pending is None:
+            events = self._reports + self.engine.drain()
+            self._reports = []
+            if not events:
+                return
+            stats = self.engine.stats()
+            dropped = stats["dropped_overflow"] + stats["dropped_rate"]
+            self._batch_no += 1
+            self._pending = {
+                "protocol": PROTOCOL,
+                "batch": self._batch_no,
+                "dropped": dropped - self._dropped_seen,
+                "events": events[:MAX_BATCH],
+            }
+            self._dropped_seen = dropped
+            self._reports = events[MAX_BATCH:]  # shipped in the next batch
+        self._upload.request("POST", f"/v1/agents/{self.agent_id}/events", self._pending)
+        self._pending = None
+        if force and (self._reports or len(self.engine._outbox)):
+            self._ship(force=True)
+
+
+_Placer = Callable[..., Any]
+
+
+def place_from_spec(engine: Engine, action_id: str, spec: dict[str, Any]) -> None:
+    """Place one action as the hub describes it (see docs/protocol.md)."""
+    kind = spec.get("kind")
+    location = spec.get("location")
+    if not isinstance(location, str):
+        raise AgentError("the action has no location")
+    common: dict[str, Any] = {"condition": spec.get("condition"), "action_id": action_id}
+    if spec.get("max_hits") is not None:
+        common["max_hits"] = int(spec["max_hits"])
+    expires_at = spec.get("expires_at")
+    if expires_at is not None:
+        remaining = float(expires_at) - time.time()
+        if remaining <= 0:
+            raise AgentError("the action expired before it reached this process")
+        common["ttl_seconds"] = remaining
+    if kind == "log":
+        engine.add_log(
+            location,
+            str(spec.get("message", "")),
+            output=spec.get("output", "events"),
+            rate_limit=spec.get("rate_limit"),
+            **common,
+        )
+    elif kind == "snapshot":
+        engine.add_snapshot(
+            location,
+            watch=list(spec.get("watch") or []),
+            rate_limit=spec.get("rate_limit"),
+            **common,
+        )
+    elif kind == "counter":
+        engine.add_counter(location, **common)
+    elif kind == "metric":
+        engine.add_metric(location, str(spec.get("expression", "")), **common)
+    elif kind == "duration":
+        engine.add_duration(location, **common)
+    else:
+        raise AgentError(f"unknown action kind {kind!r}")
