@@ -1,0 +1,293 @@
+"""The hub's HTTP app: the agent protocol and the user API (docs/protocol.md).
+
+Every failure is a JSON body ``{"error", "message"}`` with a 4xx status; no
+malformed request reaches the store, and nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+import structlog
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from runtime_mcp import protocol
+from runtime_mcp.auth import AGENT, USER, AuthError, Tokens
+from runtime_mcp.hub import Hub, PlacementError
+from runtime_mcp.selectors import SelectorError
+
+log = structlog.get_logger("runtime_mcp.app")
+
+MAX_BODY = 1 << 20
+MAX_INFLATED = 8 << 20
+SWEEP_EVERY = 2.0
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class ApiError(Exception):
+    """A request the hub refuses, with its HTTP status and error code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def error(status: int, code: str, message: str) -> JSONResponse:
+    """The uniform error response."""
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, size-checked and gunzipped."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise ApiError(413, "too_large", f"body of {declared} bytes; the limit is {MAX_BODY}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise ApiError(413, "too_large", f"body over {MAX_BODY} bytes")
+    encoding = request.headers.get("content-encoding", "identity").lower()
+    if encoding == "gzip":
+        try:
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            raw = inflater.decompress(bytes(body), MAX_INFLATED + 1)
+        except zlib.error:
+            raise ApiError(400, "bad_request", "the gzip body is corrupt") from None
+        if len(raw) > MAX_INFLATED:
+            raise ApiError(413, "too_large", f"body inflates past {MAX_INFLATED} bytes")
+    elif encoding in ("identity", ""):
+        raw = bytes(body)
+    else:
+        raise ApiError(
+            415, "unsupported_media_type", f"Content-Encoding {encoding!r}; send gzip or nothing"
+        )
+    ctype = request.headers.get("content-type", "application/json")
+    if "json" not in ctype:
+        raise ApiError(415, "unsupported_media_type", f"Content-Type {ctype!r}; send JSON")
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    return data
+
+
+def parse(model: type[BaseModel], data: dict[str, Any]) -> Any:
+    """Validate a body; ApiError(400) naming the fields."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, "bad_request", protocol.explain(exc)) from None
+
+
+def number(request: Request, name: str, default: float, low: float, high: float) -> float:
+    """A numeric query parameter within bounds; ApiError(400) otherwise."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ApiError(400, "bad_request", f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ApiError(400, "bad_request", f"{name} must be between {low:g} and {high:g}")
+    return value
+
+
+def create_app(
+    hub: Hub,
+    tokens: Tokens,
+    extra_routes: list[Any] | None = None,
+    lifespans: list[Any] | None = None,
+) -> Starlette:
+    """The Starlette app serving ``hub``."""
+
+    def guarded(needs: str, handler: Callable[..., Awaitable[Any]]) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            try:
+                role = tokens.check(request, needs)
+                result = await handler(request, role)
+            except AuthError as exc:
+                code = "unauthorized" if exc.status == 401 else "forbidden"
+                return error(exc.status, code, str(exc))
+            except ApiError as exc:
+                return error(exc.status, exc.code, str(exc))
+            except Exception:
+                log.exception("request failed", path=request.url.path)
+                return error(500, "internal", "the hub failed on this request; see its log")
+            if isinstance(result, Response):
+                return result
+            return JSONResponse(result)
+
+        return endpoint
+
+    def agent_of(request: Request) -> str:
+        agent_id = request.path_params["agent_id"]
+        if not hub.known(agent_id):
+            raise ApiError(404, "unknown_agent", f"agent {agent_id} is not known; register again")
+        return agent_id
+
+    # -- agent protocol --------------------------------------------------------
+
+    async def register(request: Request, role: str) -> dict[str, Any]:
+        msg = parse(protocol.Register, await read_json(request))
+        info = msg.model_dump(exclude={"protocol"})
+        agent_id = await anyio.to_thread.run_sync(hub.register, info)
+        return {
+            "agent_id": agent_id,
+            "poll_seconds": 10,
+            "heartbeat_seconds": 5,
+            "max_batch_events": protocol.MAX_EVENTS_PER_BATCH,
+        }
+
+    async def poll(request: Request, role: str) -> dict[str, Any]:
+        agent_id = agent_of(request)
+        version = int(number(request, "version", 0, 0, 2**62))
+        wait = number(request, "wait", 0, 0, 60)
+        return await hub.poll(agent_id, version, wait)
+
+    async def events(request: Request, role: str) -> dict[str, Any]:
+        agent_id = agent_of(request)
+        msg = parse(protocol.Batch, await read_json(request))
+        items = [e.model_dump() for e in msg.events]
+        return await hub.ingest(agent_id, msg.batch, items, msg.dropped)
+
+    async def heartbeat(request: Request, role: str) -> dict[str, Any]:
+        agent_id = agent_of(request)
+        parse(protocol.Heartbeat, await read_json(request))
+        hub.seen(agent_id)
+        return {"ok": True}
+
+    # -- user API --------------------------------------------------------------
+
+    async def list_agents(request: Request, role: str) -> dict[str, Any]:
+        include_lost = request.query_params.get("lost", "1") != "0"
+        return {"agents": hub.agents(include_lost=include_lost)}
+
+    async def list_actions(request: Request, role: str) -> dict[str, Any]:
+        include_removed = request.query_params.get("removed", "0") == "1"
+        rows = await anyio.to_thread.run_sync(hub.store.actions, include_removed)
+        return {"actions": rows}
+
+    async def place(request: Request, role: str) -> Response:
+        msg = parse(protocol.ActionRequest, await read_json(request))
+        try:
+            action = await hub.place(msg.spec(), actor=f"{role}@{client(request)}", wait=msg.wait)
+        except SelectorError as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        except PlacementError as exc:
+            raise ApiError(422, "no_matching_agent", str(exc)) from None
+        return JSONResponse({"action": action}, status_code=201)
+
+    async def get_action(request: Request, role: str) -> dict[str, Any]:
+        action = await anyio.to_thread.run_sync(hub.store.action, request.path_params["action_id"])
+        if action is None:
+            raise ApiError(404, "unknown_action", f"no action {request.path_params['action_id']}")
+        return {"action": action}
+
+    async def remove_one(request: Request, role: str) -> dict[str, Any]:
+        action_id = request.path_params["action_id"]
+        if await anyio.to_thread.run_sync(hub.store.action, action_id) is None:
+            raise ApiError(404, "unknown_action", f"no action {action_id}")
+        removed = await hub.remove([action_id], actor=f"{role}@{client(request)}")
+        return {"removed": removed}
+
+    async def remove_all(request: Request, role: str) -> dict[str, Any]:
+        return {"removed": await hub.remove(None, actor=f"{role}@{client(request)}")}
+
+    async def hits(request: Request, role: str) -> dict[str, Any]:
+        action_id = request.path_params["action_id"]
+        action = await anyio.to_thread.run_sync(hub.store.action, action_id)
+        if action is None:
+            raise ApiError(404, "unknown_action", f"no action {action_id}")
+        after = int(number(request, "after", 0, 0, 2**62))
+        limit = int(number(request, "limit", 100, 1, 1000))
+        wait = number(request, "wait", 0, 0, 300)
+        min_hits = int(number(request, "min_hits", 1, 1, 1000))
+        deadline = anyio.current_time() + wait
+        while True:
+            rows = await anyio.to_thread.run_sync(hub.store.hits, action_id, after, limit)
+            left = deadline - anyio.current_time()
+            if len(rows) >= min(min_hits, limit) or left <= 0:
+                break
+            await hub.wait_activity(min(left, 1.0))
+        cursor = rows[-1]["seq"] if rows else after
+        action = await anyio.to_thread.run_sync(hub.store.action, action_id)
+        return {"action": action, "hits": rows, "cursor": cursor}
+
+    async def audit(request: Request, role: str) -> dict[str, Any]:
+        limit = int(number(request, "limit", 200, 1, 10_000))
+        action_id = request.query_params.get("action") or None
+        return {"audit": await anyio.to_thread.run_sync(hub.store.audit, limit, action_id)}
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"ok": True, "agents": len(hub.agents(include_lost=False))})
+
+    routes = [
+        Route("/healthz", health),
+        Route("/v1/agents/register", guarded(AGENT, register), methods=["POST"]),
+        Route("/v1/agents/{agent_id}/actions", guarded(AGENT, poll), methods=["GET"]),
+        Route("/v1/agents/{agent_id}/events", guarded(AGENT, events), methods=["POST"]),
+        Route("/v1/agents/{agent_id}/heartbeat", guarded(AGENT, heartbeat), methods=["POST"]),
+        Route("/v1/agents", guarded(USER, list_agents), methods=["GET"]),
+        Route("/v1/actions", guarded(USER, list_actions), methods=["GET"]),
+        Route("/v1/actions", guarded(USER, place), methods=["POST"]),
+        Route("/v1/actions", guarded(USER, remove_all), methods=["DELETE"]),
+        Route("/v1/actions/{action_id}", guarded(USER, get_action), methods=["GET"]),
+        Route("/v1/actions/{action_id}", guarded(USER, remove_one), methods=["DELETE"]),
+        Route("/v1/actions/{action_id}/hits", guarded(USER, hits), methods=["GET"]),
+        Route("/v1/audit", guarded(USER, audit), methods=["GET"]),
+        *(extra_routes or []),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for extra in lifespans or []:
+                await stack.enter_async_context(extra())
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_sweeper, hub)
+                yield
+                tasks.cancel_scope.cancel()
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error(404, "not_found", f"no such endpoint: {request.method} {request.url.path}")
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return error(
+            405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
+        )
+
+    return Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed}
+    )
+
+
+def client(request: Request) -> str:
+    """The caller's address, for the audit trail."""
+    return request.client.host if request.client else "unknown"
+
+
+async def _sweeper(hub: Hub) -> None:
+    while True:
+        await anyio.sleep(SWEEP_EVERY)
+        try:
+            await anyio.to_thread.run_sync(hub.sweep)
+        except Exception:
+            log.exception("sweep failed")
+
+
+__all__ = ["ApiError", "create_app"]

@@ -1,0 +1,262 @@
+"""``runtime-mcp``: the hub (``serve``) and its command-line client.
+
+Errors are one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from runtime_mcp import present
+from runtime_mcp.client import HubClient, HubClientError
+from runtime_mcp.settings import DEFAULT_HOST, DEFAULT_HUB_URL, DEFAULT_PORT, default_db_path
+
+KIND_OF_METRIC = {"count": "counter", "value": "metric", "duration": "duration"}
+
+
+class UsageError(Exception):
+    """Bad command-line input; the message says what to type instead."""
+
+
+def _client(args: argparse.Namespace) -> HubClient:
+    return HubClient(args.hub, args.token)
+
+
+def _emit(args: argparse.Namespace, data: Any, human: Callable[[Any], str]) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        print(human(data))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from runtime_mcp.server import serve
+
+    return serve(
+        host=args.host,
+        port=args.port,
+        db=args.db or str(default_db_path()),
+        user_token=args.token or None,
+        agent_token=args.agent_token or None,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+    )
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    with _client(args) as hub:
+        _emit(args, hub.agents(), present.agents_table)
+    return 0
+
+
+def _place(args: argparse.Namespace, spec: dict[str, Any]) -> int:
+    spec.update(target=args.target or "all", wait=args.wait)
+    if args.max_hits is not None:
+        spec["max_hits"] = args.max_hits
+    if args.ttl is not None:
+        spec["ttl_seconds"] = args.ttl
+    if getattr(args, "condition", None):
+        spec["condition"] = args.condition
+    with _client(args) as hub:
+        action = hub.place(spec)
+    _emit(args, action, present.describe_action)
+    failed = [a for a in action.get("agents", []) if a["state"] == "error"]
+    return 1 if failed and len(failed) == len(action.get("agents", [])) else 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    return _place(args, {"kind": "log", "location": args.location, "message": args.message})
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    spec: dict[str, Any] = {"kind": "snapshot", "location": args.location}
+    if args.watch:
+        spec["watch"] = args.watch
+    return _place(args, spec)
+
+
+def cmd_metric(args: argparse.Namespace) -> int:
+    kind = KIND_OF_METRIC[args.kind]
+    spec: dict[str, Any] = {"kind": kind, "location": args.location}
+    if kind == "metric":
+        if not args.expr:
+            raise UsageError("--kind value needs --expr, for example --expr 'len(cart.items)'")
+        spec["expression"] = args.expr
+    elif args.expr:
+        raise UsageError(f"--expr goes with --kind value, not --kind {args.kind}")
+    return _place(args, spec)
+
+
+def cmd_actions(args: argparse.Namespace) -> int:
+    with _client(args) as hub:
+        _emit(args, hub.actions(include_removed=args.all), present.actions_table)
+    return 0
+
+
+def cmd_hits(args: argparse.Namespace) -> int:
+    with _client(args) as hub:
+        cursor = 0
+        while True:
+            page = hub.hits(args.action_id, after=cursor, limit=200, wait=20 if args.follow else 0)
+            for hit in page["hits"]:
+                print(
+                    json.dumps(hit, sort_keys=True) if args.json else present.hit_line(hit),
+                    flush=True,
+                )
+            if not page["hits"] and not args.follow and cursor == 0 and not args.json:
+                print(
+                    f"no hits yet for {args.action_id}; {present.describe_action(page['action'])}"
+                )
+            cursor = page["cursor"]
+            if not args.follow and len(page["hits"]) < 200:
+                return 0
+            if args.follow and page["action"]["status"] != "active" and not page["hits"]:
+                print(f"-- action {page['action']['status']}", file=sys.stderr)
+                return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    if args.all == bool(args.action_ids):
+        raise UsageError("give action ids to remove, or --all (not both)")
+    with _client(args) as hub:
+        removed: list[str] = []
+        if args.all:
+            removed = hub.remove(None)
+        else:
+            for action_id in args.action_ids:
+                removed += hub.remove(action_id)
+    print(f"removed {len(removed)} action(s)" + (f": {', '.join(removed)}" if removed else ""))
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    with _client(args) as hub:
+        _emit(args, hub.audit(limit=args.limit, action_id=args.action), present.audit_table)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="runtime-mcp",
+        description="Live runtime context for coding assistants: the hub and its client.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def client_command(
+        name: str, help_text: str, json_flag: bool = True
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument(
+            "--hub",
+            default=os.environ.get("RUNTIME_MCP_HUB") or DEFAULT_HUB_URL,
+            help="hub URL (RUNTIME_MCP_HUB; default %(default)s)",
+        )
+        sub.add_argument(
+            "--token",
+            default=os.environ.get("RUNTIME_MCP_TOKEN"),
+            help="user token (RUNTIME_MCP_TOKEN)",
+        )
+        if json_flag:
+            sub.add_argument("--json", action="store_true", help="machine-readable output")
+        return sub
+
+    def placement(sub: argparse.ArgumentParser, hits: bool = True) -> None:
+        sub.add_argument("--if", dest="condition", metavar="EXPR", help="condition")
+        if hits:
+            sub.add_argument("--max-hits", type=int, metavar="N", help="stop after N hits")
+        else:
+            sub.set_defaults(max_hits=None)
+        sub.add_argument("--ttl", type=float, metavar="SECONDS", help="expiry (default 3600)")
+        sub.add_argument(
+            "--target",
+            metavar="SELECTOR",
+            help="all (default), service=NAME, TAG=VALUE,... or agent:ID",
+        )
+        sub.add_argument(
+            "--wait",
+            type=float,
+            default=2.0,
+            metavar="SECONDS",
+            help="how long to wait for agents to answer (default 2)",
+        )
+
+    serve = commands.add_parser("serve", help="run the hub", description="Run the hub.")
+    serve.add_argument("--host", default=DEFAULT_HOST, help="bind address (default %(default)s)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s)")
+    serve.add_argument("--db", help=f"SQLite file (default {default_db_path()})")
+    serve.add_argument(
+        "--token",
+        default=os.environ.get("RUNTIME_MCP_TOKEN"),
+        help="user token (RUNTIME_MCP_TOKEN)",
+    )
+    serve.add_argument(
+        "--agent-token",
+        default=os.environ.get("RUNTIME_MCP_AGENT_TOKEN"),
+        help="agent token (RUNTIME_MCP_AGENT_TOKEN)",
+    )
+    serve.add_argument("--ssl-certfile", help="TLS certificate (PEM)")
+    serve.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
+    serve.set_defaults(func=cmd_serve)
+
+    client_command("agents", "list live agents").set_defaults(func=cmd_agents)
+
+    log = client_command("log", "place a log line at a location")
+    log.add_argument("location", help="path/to/file.py:LINE or package.module:LINE")
+    log.add_argument("message", help="text with {expression} fields")
+    placement(log)
+    log.set_defaults(func=cmd_log)
+
+    snap = client_command("snapshot", "capture the stack and locals at a location")
+    snap.add_argument("location")
+    snap.add_argument("--watch", action="append", metavar="EXPR", help="an expression to capture")
+    placement(snap)
+    snap.set_defaults(func=cmd_snapshot)
+
+    metric = client_command("metric", "count hits, aggregate a value, or time a function")
+    metric.add_argument("location", help="a line, or package.module:Qualname for durations")
+    metric.add_argument("--kind", choices=sorted(KIND_OF_METRIC), default="count")
+    metric.add_argument("--expr", metavar="EXPR", help="the value to aggregate (--kind value)")
+    placement(metric, hits=False)
+    metric.set_defaults(func=cmd_metric)
+
+    actions = client_command("actions", "list actions and where they stand")
+    actions.add_argument("--all", action="store_true", help="include removed and expired ones")
+    actions.set_defaults(func=cmd_actions)
+
+    hits = client_command("hits", "show an action's results")
+    hits.add_argument("action_id")
+    hits.add_argument("--follow", "-f", action="store_true", help="keep printing new hits")
+    hits.set_defaults(func=cmd_hits)
+
+    rm = client_command("rm", "remove actions", json_flag=False)
+    rm.add_argument("action_ids", nargs="*", metavar="ACTION_ID")
+    rm.add_argument("--all", action="store_true", help="remove every action")
+    rm.set_defaults(func=cmd_rm)
+
+    audit = client_command("audit", "show the audit trail")
+    audit.add_argument("--limit", type=int, default=200)
+    audit.add_argument("--action", metavar="ACTION_ID", help="only this action")
+    audit.set_defaults(func=cmd_audit)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``runtime-mcp``."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (HubClientError, UsageError) as exc:
+        print(f"runtime-mcp: error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) else 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+__all__ = ["main"]

@@ -1,0 +1,280 @@
+"""The hub's core, free of HTTP: live agents, action placement, long polls.
+
+Agents' desired action sets are computed from the store on demand. Any change
+to actions bumps ``generation`` (a millisecond clock, so it keeps growing
+across hub restarts) and wakes every waiting poll; any batch of events wakes
+whoever waits for results. Liveness lives in memory and is written to the
+store now and then.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import anyio
+import structlog
+
+from runtime_mcp.selectors import Selector, parse_selector
+from runtime_mcp.store import Store
+
+log = structlog.get_logger("runtime_mcp.hub")
+
+LOST_AFTER = 15.0
+FORGET_AFTER = 600.0
+MAX_WAIT = 30.0
+#: States an agent reports once it has dealt with an action.
+ANSWERED = frozenset({"installed", "pending", "error", "exhausted", "expired", "paused", "removed"})
+
+
+class PlacementError(Exception):
+    """An action cannot be placed (no matching agent, bad target); the message says why."""
+
+
+class Hub:
+    """Live agents and their actions."""
+
+    def __init__(
+        self, store: Store, *, lost_after: float = LOST_AFTER, forget_after: float = FORGET_AFTER
+    ) -> None:
+        self.store = store
+        self.lost_after = lost_after
+        self.forget_after = forget_after
+        self.generation = int(time.time() * 1000)
+        self._changed = anyio.Event()
+        self._activity = anyio.Event()
+        self._agents: dict[str, dict[str, Any]] = {a["id"]: a for a in store.agents()}
+        self._seen: dict[str, float] = {}
+        self._seen_dirty: dict[str, float] = {}
+        self._assigned: set[tuple[str, str]] = set()
+        self.started = time.time()
+        # Restarted hub: agents are live only once they speak again.
+        for agent in self._agents.values():
+            self._seen[agent["id"]] = 0.0
+
+    # -- agents ----------------------------------------------------------------
+
+    def register(self, info: dict[str, Any]) -> str:
+        """Register (or re-register) an agent; returns its id."""
+        existing = next(
+            (a for a in self._agents.values() if a["instance_id"] == info["instance_id"]), None
+        )
+        agent_id = existing["id"] if existing else f"ag-{info['instance_id'][:12]}"
+        if existing is None and agent_id in self._agents:
+            agent_id = f"ag-{secrets.token_hex(6)}"
+        record = {**info, "id": agent_id}
+        self.store.upsert_agent(record)
+        now = time.time()
+        record.update(registered_at=existing["registered_at"] if existing else now, last_seen=now)
+        self._agents[agent_id] = record
+        self.seen(agent_id)
+        if existing is None:
+            self.store.record(
+                f"agent:{agent_id}",
+                "register",
+                {
+                    "service": info["service"],
+                    "tags": info["tags"],
+                    "host": info.get("host"),
+                    "pid": info.get("pid"),
+                },
+                agent_id=agent_id,
+            )
+        log.info(
+            "agent registered",
+            agent_id=agent_id,
+            service=info["service"],
+            tags=info["tags"],
+            again=existing is not None,
+        )
+        return agent_id
+
+    def known(self, agent_id: str) -> bool:
+        """Whether the hub knows this agent id."""
+        return agent_id in self._agents
+
+    def seen(self, agent_id: str) -> None:
+        """Note that an agent just spoke."""
+        now = time.time()
+        self._seen[agent_id] = now
+        self._seen_dirty[agent_id] = now
+
+    def is_live(self, agent_id: str, now: float | None = None) -> bool:
+        """Heard from within ``lost_after`` seconds."""
+        now = time.time() if now is None else now
+        return now - self._seen.get(agent_id, 0.0) <= self.lost_after
+
+    def agents(self, include_lost: bool = True) -> list[dict[str, Any]]:
+        """Agents with their liveness and action counts."""
+        now = time.time()
+        counts: dict[str, int] = {}
+        for action in self.store.live_actions(now):
+            selector = parse_selector(action["target"])
+            for agent in self._agents.values():
+                if selector.matches(agent):
+                    counts[agent["id"]] = counts.get(agent["id"], 0) + 1
+        out = []
+        for agent in self._agents.values():
+            live = self.is_live(agent["id"], now)
+            if not live and not include_lost:
+                continue
+            seen = self._seen.get(agent["id"]) or agent.get("last_seen") or 0.0
+            out.append(
+                {
+                    **agent,
+                    "status": "live" if live else "lost",
+                    "last_seen": seen,
+                    "actions": counts.get(agent["id"], 0),
+                }
+            )
+        return out
+
+    def sweep(self) -> None:
+        """Forget agents gone for long and persist last-seen times."""
+        now = time.time()
+        for agent_id in list(self._agents):
+            last = self._seen.get(agent_id) or self._agents[agent_id].get("last_seen", 0.0)
+            if now - max(last, self.started) > self.forget_after:
+                del self._agents[agent_id]
+                self._seen.pop(agent_id, None)
+                self.store.forget_agent(agent_id)
+                self.store.record(
+                    "hub", "forget", {"idle_seconds": round(now - last)}, agent_id=agent_id
+                )
+        dirty, self._seen_dirty = self._seen_dirty, {}
+        self.store.touch_agents(dirty)
+
+    # -- actions for agents ------------------------------------------------------
+
+    def desired(self, agent_id: str) -> list[dict[str, Any]]:
+        """The actions an agent should run now (and record late assignments)."""
+        agent = self._agents[agent_id]
+        out = []
+        for action in self.store.live_actions():
+            if parse_selector(action["target"]).matches(agent):
+                out.append({k: v for k, v in action.items() if k not in ("target", "ttl_seconds")})
+                key = (action["id"], agent_id)
+                if key not in self._assigned:
+                    self.store.assign(action["id"], agent_id)
+                    self._assigned.add(key)
+        return out
+
+    async def poll(self, agent_id: str, version: int, wait: float) -> dict[str, Any]:
+        """The long poll: answer when the generation passes ``version`` or at ``wait``."""
+        self.seen(agent_id)
+        wait = max(0.0, min(wait, MAX_WAIT))
+        if version >= self.generation:
+            changed = self._changed
+            with anyio.move_on_after(wait):
+                await changed.wait()
+            self.seen(agent_id)
+        if version >= self.generation:
+            return {"version": version, "changed": False}
+        generation = self.generation
+        actions = await anyio.to_thread.run_sync(self.desired, agent_id)
+        return {"version": generation, "changed": True, "actions": actions}
+
+    def _bump(self) -> None:
+        self.generation = max(self.generation + 1, int(time.time() * 1000))
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    def _activity_happened(self) -> None:
+        activity, self._activity = self._activity, anyio.Event()
+        activity.set()
+
+    async def wait_activity(self, timeout: float) -> None:
+        """Sleep until events arrive from any agent, or ``timeout``."""
+        activity = self._activity
+        with anyio.move_on_after(timeout):
+            await activity.wait()
+
+    # -- events ----------------------------------------------------------------
+
+    async def ingest(
+        self, agent_id: str, batch: int, events: list[dict[str, Any]], dropped: int
+    ) -> dict[str, Any]:
+        """Store a batch; acknowledged only once committed."""
+        self.seen(agent_id)
+        accepted, duplicate = await anyio.to_thread.run_sync(
+            self.store.ingest, agent_id, batch, events
+        )
+        if dropped:
+            log.warning("agent dropped events", agent_id=agent_id, dropped=dropped)
+        self._activity_happened()
+        return {"accepted": accepted, "duplicate": duplicate}
+
+    # -- actions for users -------------------------------------------------------
+
+    def matching(self, selector: Selector) -> list[dict[str, Any]]:
+        """Live agents a target reaches."""
+        now = time.time()
+        return [
+            a for a in self._agents.values() if self.is_live(a["id"], now) and selector.matches(a)
+        ]
+
+    def describe_live(self) -> str:
+        """The live services and their tags, for error messages."""
+        seen: dict[str, set[str]] = {}
+        for agent in self.matching(Selector("all")):
+            tags = ",".join(f"{k}={v}" for k, v in sorted(agent["tags"].items()))
+            seen.setdefault(agent["service"], set()).add(tags)
+        if not seen:
+            return "no agent is live: start one with runtime-agent run or runtime_agent.start()"
+        parts = [
+            f"{svc} ({'; '.join(sorted(t for t in tags if t)) or 'no tags'})"
+            for svc, tags in sorted(seen.items())
+        ]
+        return "live services: " + ", ".join(parts)
+
+    async def place(self, spec: dict[str, Any], actor: str, wait: float) -> dict[str, Any]:
+        """Store an action for every matching live agent and wait for their answers."""
+        selector = parse_selector(spec.get("target"))
+        agents = self.matching(selector)
+        if not agents:
+            raise PlacementError(
+                f"no live agent matches target {selector.text!r}; {self.describe_live()}"
+            )
+        action_id = f"a-{secrets.token_hex(4)}"
+        now = time.time()
+        action = {
+            **spec,
+            "id": action_id,
+            "target": selector.text,
+            "expires_at": now + float(spec["ttl_seconds"]),
+        }
+        await anyio.to_thread.run_sync(
+            self.store.add_action, action, [a["id"] for a in agents], actor
+        )
+        self._bump()
+        log.info(
+            "action placed",
+            action_id=action_id,
+            kind=spec["kind"],
+            location=spec["location"],
+            target=selector.text,
+            agents=len(agents),
+        )
+        return await self.wait_answers(action_id, wait)
+
+    async def wait_answers(self, action_id: str, wait: float) -> dict[str, Any]:
+        """The action once every assigned agent answered, or after ``wait`` seconds."""
+        deadline = time.monotonic() + max(0.0, min(wait, MAX_WAIT))
+        while True:
+            action = await anyio.to_thread.run_sync(self.store.action, action_id)
+            assert action is not None
+            pending = [a for a in action["agents"] if a["state"] not in ANSWERED]
+            left = deadline - time.monotonic()
+            if not pending or left <= 0:
+                return action
+            await self.wait_activity(min(left, 0.5))
+
+    async def remove(self, action_ids: list[str] | None, actor: str) -> list[str]:
+        """Remove the given actions (None: all live ones); returns what was removed."""
+        if action_ids is None:
+            action_ids = [a["id"] for a in await anyio.to_thread.run_sync(self.store.live_actions)]
+        removed = await anyio.to_thread.run_sync(self.store.remove_actions, action_ids, actor)
+        if removed:
+            self._bump()
+        return removed

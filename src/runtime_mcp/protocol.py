@@ -1,0 +1,122 @@
+"""Messages of the agent protocol and the user API, validated with pydantic.
+
+See docs/protocol.md. Every model forbids what it does not know where a typo
+would otherwise pass silently (the user API), and tolerates extra fields where
+newer agents may send more (events).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PROTOCOL = 1
+MAX_EVENTS_PER_BATCH = 1_000
+MAX_TTL = 7 * 24 * 3600.0
+KINDS = ("log", "snapshot", "counter", "metric", "duration")
+
+
+class _Versioned(BaseModel):
+    protocol: int = PROTOCOL
+
+    @field_validator("protocol")
+    @classmethod
+    def _known_protocol(cls, value: int) -> int:
+        if value != PROTOCOL:
+            raise ValueError(f"this hub speaks protocol {PROTOCOL}; upgrade the hub or the agent")
+        return value
+
+
+class Register(_Versioned):
+    """``POST /v1/agents/register``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    instance_id: str = Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    service: str = Field(min_length=1, max_length=128)
+    tags: dict[str, str] = Field(default_factory=dict, max_length=32)
+    host: str | None = Field(default=None, max_length=256)
+    pid: int | None = None
+    python: str | None = Field(default=None, max_length=32)
+    agent_version: str | None = Field(default=None, max_length=32)
+    core: str | None = Field(default=None, max_length=32)
+    code_version: str | None = Field(default=None, max_length=64)
+    started_at: float | None = None
+
+
+class Event(BaseModel):
+    """One engine event; only the fields the hub reads are checked."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["log", "snapshot", "metric", "state"]
+    action: str = Field(min_length=1, max_length=64)
+    ts: float | None = None
+
+
+class Batch(_Versioned):
+    """``POST /v1/agents/{id}/events``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    batch: int = Field(ge=1)
+    dropped: int = Field(default=0, ge=0)
+    events: list[Event] = Field(max_length=MAX_EVENTS_PER_BATCH)
+
+
+class Heartbeat(_Versioned):
+    """``POST /v1/agents/{id}/heartbeat``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    stats: dict[str, Any] = Field(default_factory=dict)
+
+
+class ActionRequest(BaseModel):
+    """``POST /v1/actions``: what a user asks to place."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["log", "snapshot", "counter", "metric", "duration"]
+    location: str = Field(min_length=3, max_length=1024)
+    message: str | None = Field(default=None, max_length=4096)
+    condition: str | None = Field(default=None, max_length=1000)
+    watch: list[str] = Field(default_factory=list, max_length=20)
+    expression: str | None = Field(default=None, max_length=1000)
+    max_hits: int | None = Field(default=None, ge=1, le=100_000)
+    ttl_seconds: float = Field(default=3600.0, gt=0, le=MAX_TTL)
+    rate_limit: float | None = Field(default=None, gt=0)
+    output: Literal["events", "app", "both"] | None = None
+    target: str = Field(default="all", max_length=512)
+    wait: float = Field(default=2.0, ge=0, le=30)
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> ActionRequest:
+        if self.kind == "log" and not (self.message or "").strip():
+            raise ValueError("a log needs a message, for example 'total={total}'")
+        if self.kind == "metric" and not (self.expression or "").strip():
+            raise ValueError("a value metric needs an expression, for example len(cart.items)")
+        if self.kind != "snapshot" and self.watch:
+            raise ValueError("watch expressions belong to snapshots")
+        return self
+
+    def spec(self) -> dict[str, Any]:
+        """The action as stored and sent to agents (without the request-only ``wait``)."""
+        data = self.model_dump(exclude={"wait"}, exclude_none=True)
+        if not data.get("watch"):
+            data.pop("watch", None)
+        return data
+
+
+def explain(error: Exception) -> str:
+    """One readable line from a pydantic ValidationError."""
+    errors = getattr(error, "errors", None)
+    if errors is None:
+        return str(error)
+    parts = []
+    for item in errors():
+        where = ".".join(str(p) for p in item.get("loc", ()) if p != "__root__")
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
