@@ -45,6 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         agent_token=args.agent_token or None,
         ssl_certfile=args.ssl_certfile,
         ssl_keyfile=args.ssl_keyfile,
+        lost_after=args.lost_after,
     )
 
 
@@ -198,6 +199,13 @@ def _parser() -> argparse.ArgumentParser:
         "--agent-token",
         default=os.environ.get("RUNTIME_MCP_AGENT_TOKEN"),
         help="agent token (RUNTIME_MCP_AGENT_TOKEN)",
+    )
+    serve.add_argument(
+        "--lost-after",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="silence before an agent shows as lost (default %(default)s)",
     )
     serve.add_argument("--ssl-certfile", help="TLS certificate (PEM)")
     serve.add_argument("--ssl-keyfile", help="TLS private key (PEM)")

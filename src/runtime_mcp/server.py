@@ -28,10 +28,10 @@ def configure_logging() -> None:
     )
 
 
-def build(settings: HubSettings) -> tuple[Hub, object]:
+def build(settings: HubSettings, lost_after: float = 15.0) -> tuple[Hub, object]:
     """The hub and its ASGI app for these settings."""
     store = Store(settings.db)
-    hub = Hub(store)
+    hub = Hub(store, lost_after=lost_after)
     tokens = Tokens(user=settings.user_token, agent=settings.agent_token)
     return hub, create_app(hub, tokens)
 
@@ -44,6 +44,7 @@ def serve(
     agent_token: str | None,
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
+    lost_after: float = 15.0,
 ) -> int:
     """Run until interrupted; 2 when the settings are refused."""
     settings = HubSettings(
@@ -60,7 +61,7 @@ def serve(
         return 2
     configure_logging()
     try:
-        _, app = build(settings)
+        _, app = build(settings, lost_after=lost_after)
     except Exception as exc:
         print(f"runtime-mcp: error: cannot open the database {db}: {exc}", file=sys.stderr)
         return 2
@@ -80,6 +81,8 @@ def serve(
         ssl_keyfile=ssl_keyfile,
         timeout_keep_alive=75,
         lifespan="on",
+        # Long polls hold connections open; do not wait for them on shutdown.
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     try:
