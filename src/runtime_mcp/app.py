@@ -22,8 +22,8 @@ from starlette.routing import Route
 
 from runtime_mcp import protocol
 from runtime_mcp.auth import AGENT, USER, AuthError, Tokens
-from runtime_mcp.hub import Hub, PlacementError
-from runtime_mcp.selectors import SelectorError
+from runtime_mcp.hub import Hub, PlacementError, QueryError
+from runtime_mcp.selectors import SelectorError, parse_selector
 
 log = structlog.get_logger("runtime_mcp.app")
 
@@ -165,6 +165,31 @@ def create_app(
         items = [e.model_dump() for e in msg.events]
         return await hub.ingest(agent_id, msg.batch, items, msg.dropped)
 
+    async def answers(request: Request, role: str) -> dict[str, Any]:
+        agent_of(request)
+        msg = parse(protocol.Answer, await read_json(request))
+        payload = msg.model_dump(exclude={"protocol", "query"}, exclude_none=True)
+        return {"accepted": hub.answer(msg.query, payload)}
+
+    async def source(request: Request, role: str) -> dict[str, Any]:
+        location = request.query_params.get("location", "")
+        if not location:
+            raise ApiError(400, "bad_request", "give ?location=path/to/file.py:LINE")
+        agent_id = request.query_params.get("agent") or None
+        if agent_id is None:
+            live = hub.matching(parse_selector(request.query_params.get("target")))
+            if not live:
+                raise ApiError(422, "no_matching_agent", f"no live agent; {hub.describe_live()}")
+            agent_id = live[0]["id"]
+        elif not hub.known(agent_id):
+            raise ApiError(404, "unknown_agent", f"no agent {agent_id}; list agents first")
+        context = int(number(request, "context", 15, 0, 200))
+        try:
+            result = await hub.query(agent_id, "source", {"location": location, "context": context})
+        except QueryError as exc:
+            raise ApiError(422, "agent_error", str(exc)) from None
+        return {"agent_id": agent_id, "source": result}
+
     async def heartbeat(request: Request, role: str) -> dict[str, Any]:
         agent_id = agent_of(request)
         parse(protocol.Heartbeat, await read_json(request))
@@ -242,6 +267,8 @@ def create_app(
         Route("/v1/agents/{agent_id}/actions", guarded(AGENT, poll), methods=["GET"]),
         Route("/v1/agents/{agent_id}/events", guarded(AGENT, events), methods=["POST"]),
         Route("/v1/agents/{agent_id}/heartbeat", guarded(AGENT, heartbeat), methods=["POST"]),
+        Route("/v1/agents/{agent_id}/answers", guarded(AGENT, answers), methods=["POST"]),
+        Route("/v1/source", guarded(USER, source), methods=["GET"]),
         Route("/v1/agents", guarded(USER, list_agents), methods=["GET"]),
         Route("/v1/actions", guarded(USER, list_actions), methods=["GET"]),
         Route("/v1/actions", guarded(USER, place), methods=["POST"]),

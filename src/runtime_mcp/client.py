@@ -99,6 +99,13 @@ class HubClient:
         params = {"after": after, "limit": limit, "wait": wait, "min_hits": min_hits}
         return self.call("GET", f"/v1/actions/{action_id}/hits", params=params, timeout=wait + 30)
 
+    def source(self, location: str, agent: str | None = None, context: int = 15) -> dict[str, Any]:
+        """Live source around a location, as an agent's process has it."""
+        params: dict[str, Any] = {"location": location, "context": context}
+        if agent:
+            params["agent"] = agent
+        return self.call("GET", "/v1/source", params=params)
+
     def audit(self, limit: int = 200, action_id: str | None = None) -> list[dict[str, Any]]:
         """The audit trail, oldest first."""
         params: dict[str, Any] = {"limit": limit}

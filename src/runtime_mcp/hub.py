@@ -28,6 +28,10 @@ MAX_WAIT = 30.0
 ANSWERED = frozenset({"installed", "pending", "error", "exhausted", "expired", "paused", "removed"})
 
 
+class QueryError(Exception):
+    """An agent could not answer a query; the message says why."""
+
+
 class PlacementError(Exception):
     """An action cannot be placed (no matching agent, bad target); the message says why."""
 
@@ -48,6 +52,8 @@ class Hub:
         self._seen: dict[str, float] = {}
         self._seen_dirty: dict[str, float] = {}
         self._assigned: set[tuple[str, str]] = set()
+        self._queries: dict[str, list[dict[str, Any]]] = {}
+        self._waiting: dict[str, tuple[anyio.Event, dict[str, Any]]] = {}
         self.started = time.time()
         # Restarted hub: agents are live only once they speak again.
         for agent in self._agents.values():
@@ -161,24 +167,70 @@ class Hub:
         return out
 
     async def poll(self, agent_id: str, version: int, wait: float) -> dict[str, Any]:
-        """The long poll: answer when the generation passes ``version`` or at ``wait``."""
+        """The long poll: answer when the generation passes ``version``, a query is
+        waiting for this agent, or at ``wait`` seconds."""
         self.seen(agent_id)
-        wait = max(0.0, min(wait, MAX_WAIT))
-        if version >= self.generation:
+        deadline = anyio.current_time() + max(0.0, min(wait, MAX_WAIT))
+        while version >= self.generation and not self._queries.get(agent_id):
+            left = deadline - anyio.current_time()
+            if left <= 0:
+                break
             changed = self._changed
-            with anyio.move_on_after(wait):
+            with anyio.move_on_after(left):
                 await changed.wait()
-            self.seen(agent_id)
-        if version >= self.generation:
-            return {"version": version, "changed": False}
-        generation = self.generation
-        actions = await anyio.to_thread.run_sync(self.desired, agent_id)
-        return {"version": generation, "changed": True, "actions": actions}
+        self.seen(agent_id)
+        reply: dict[str, Any] = {"version": version, "changed": False}
+        queries = self._queries.pop(agent_id, None)
+        if queries:
+            reply["queries"] = queries
+        if version < self.generation:
+            generation = self.generation
+            reply["actions"] = await anyio.to_thread.run_sync(self.desired, agent_id)
+            reply.update(version=generation, changed=True)
+        return reply
+
+    async def query(
+        self, agent_id: str, kind: str, args: dict[str, Any], timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """Ask one agent a question through its long poll; QueryError on error or silence."""
+        if not self.is_live(agent_id):
+            raise QueryError(f"agent {agent_id} is not live; list live agents first")
+        query_id = f"q-{secrets.token_hex(6)}"
+        done = anyio.Event()
+        self._waiting[query_id] = (done, {})
+        self._queries.setdefault(agent_id, []).append({"id": query_id, "kind": kind, "args": args})
+        self._wake()
+        try:
+            with anyio.move_on_after(timeout):
+                await done.wait()
+        finally:
+            _, answer = self._waiting.pop(query_id)
+            pending = self._queries.get(agent_id)
+            if pending:
+                pending[:] = [q for q in pending if q["id"] != query_id]
+        if not answer:
+            raise QueryError(f"agent {agent_id} did not answer within {timeout:g}s")
+        if "error" in answer:
+            raise QueryError(str(answer["error"]))
+        return dict(answer.get("result") or {})
+
+    def answer(self, query_id: str, answer: dict[str, Any]) -> bool:
+        """An agent's answer to a query; False when nobody waits for it any more."""
+        waiting = self._waiting.get(query_id)
+        if waiting is None:
+            return False
+        done, slot = waiting
+        slot.update(answer)
+        done.set()
+        return True
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
 
     def _bump(self) -> None:
         self.generation = max(self.generation + 1, int(time.time() * 1000))
-        changed, self._changed = self._changed, anyio.Event()
-        changed.set()
+        self._wake()
 
     def _activity_happened(self) -> None:
         activity, self._activity = self._activity, anyio.Event()

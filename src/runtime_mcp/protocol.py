@@ -73,6 +73,16 @@ class Heartbeat(_Versioned):
     stats: dict[str, Any] = Field(default_factory=dict)
 
 
+class Answer(_Versioned):
+    """``POST /v1/agents/{id}/answers``: an agent's answer to a query."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    query: str = Field(min_length=1, max_length=64)
+    result: dict[str, Any] | None = None
+    error: str | None = Field(default=None, max_length=4096)
+
+
 class ActionRequest(BaseModel):
     """``POST /v1/actions``: what a user asks to place."""
 

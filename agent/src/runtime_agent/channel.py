@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from runtime_agent import source
 from runtime_agent._version import VERSION as AGENT_VERSION
 from runtime_agent.config import AgentConfig
 from runtime_agent.engine import Engine
@@ -155,6 +156,8 @@ class Channel:
                 if reply.get("changed"):
                     self._reconcile(reply.get("actions") or [])
                     self._version = int(reply.get("version", self._version))
+                for query in reply.get("queries") or []:
+                    self._answer(query)
                 self._ship(force=True)
                 return
             now = time.monotonic()
@@ -215,6 +218,26 @@ class Channel:
                     "message": f"invalid action: {type(exc).__name__}: {exc}",
                 }
             )
+
+    def _answer(self, query: Any) -> None:
+        """Answer one question from the hub (live source, for now)."""
+        if not isinstance(query, dict) or not isinstance(query.get("id"), str):
+            return
+        answer: dict[str, Any] = {"protocol": PROTOCOL, "query": query["id"]}
+        try:
+            if query.get("kind") != "source":
+                raise AgentError(f"unknown query {query.get('kind')!r}")
+            args = query.get("args") or {}
+            answer["result"] = source.describe(
+                str(args.get("location", "")),
+                int(args.get("context", 15)),
+                canonical=self.engine.canonical,
+            )
+        except AgentError as exc:
+            answer["error"] = str(exc)
+        except Exception as exc:
+            answer["error"] = f"{type(exc).__name__}: {exc}"
+        self._upload.request("POST", f"/v1/agents/{self.agent_id}/answers", answer)
 
     # -- events ----------------------------------------------------------------
 

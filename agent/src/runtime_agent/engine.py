@@ -21,7 +21,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from types import FrameType, ModuleType
+from types import CodeType, FrameType, ModuleType
 from typing import Any
 
 from runtime_agent import locate, state
@@ -285,6 +285,10 @@ class Engine:
         """Emit metric and counter aggregates now instead of at the next interval."""
         with self._lock:
             self._housekeep_locked(time.monotonic(), flush=True)
+
+    def canonical(self, code: CodeType) -> CodeType:
+        """The original of a code object the core may have replaced (for source lookups)."""
+        return self._backend.canonical(code)
 
     def stats(self) -> dict[str, Any]:
         """Engine-wide figures: core, events queued and dropped, hook time in the budget window."""
