@@ -141,6 +141,36 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stdio(args: argparse.Namespace) -> int:
+    from runtime_mcp.mcp_server import build_server
+
+    build_server(args.hub, args.token).run("stdio")
+    return 0
+
+
+def cmd_client_config(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from runtime_mcp import clientconfig
+
+    http_url = None if args.stdio else (args.http or f"{args.hub.rstrip('/')}/mcp")
+    with_token = args.with_token or bool(args.token)
+    root = Path(args.dir)
+    try:
+        existing = clientconfig.read_existing(args.client, root) if args.write else {}
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    data = clientconfig.render(args.client, http_url, args.hub, with_token, existing)
+    if args.write:
+        path = clientconfig.write(args.client, data, root)
+        print(f"wrote {path}")
+        if with_token and http_url:
+            print("set RUNTIME_MCP_TOKEN in the environment the assistant starts from")
+    else:
+        print(json.dumps(data, indent=2))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="runtime-mcp",
@@ -245,6 +275,27 @@ def _parser() -> argparse.ArgumentParser:
     rm.add_argument("action_ids", nargs="*", metavar="ACTION_ID")
     rm.add_argument("--all", action="store_true", help="remove every action")
     rm.set_defaults(func=cmd_rm)
+
+    stdio = client_command(
+        "stdio",
+        "serve the MCP tools over stdio (for clients that launch a command)",
+        json_flag=False,
+    )
+    stdio.set_defaults(func=cmd_stdio)
+
+    config = client_command(
+        "client-config", "print or write an assistant's MCP settings", json_flag=False
+    )
+    config.add_argument("client", choices=["claude", "cursor", "kiro"])
+    how = config.add_mutually_exclusive_group()
+    how.add_argument("--http", metavar="URL", help="the hub's MCP URL (default: HUB/mcp)")
+    how.add_argument("--stdio", action="store_true", help="launch 'runtime-mcp stdio' instead")
+    config.add_argument(
+        "--with-token", action="store_true", help="send RUNTIME_MCP_TOKEN as a bearer token (HTTP)"
+    )
+    config.add_argument("--write", action="store_true", help="write the file instead of printing")
+    config.add_argument("--dir", default=".", help="project directory (default: here)")
+    config.set_defaults(func=cmd_client_config)
 
     audit = client_command("audit", "show the audit trail")
     audit.add_argument("--limit", type=int, default=200)

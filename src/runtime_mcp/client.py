@@ -133,3 +133,53 @@ def decode(response: httpx.Response) -> dict[str, Any]:
             f"the hub sent a non-JSON answer (HTTP {response.status_code})", response.status_code
         )
     return data
+
+
+class AsyncHubClient:
+    """Asynchronous client of ``/v1`` (the MCP tools).
+
+    ``verify=False`` only for the hub's own MCP endpoint calling itself on
+    loopback, whose TLS certificate names the public host.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        timeout: float = 40.0,
+        verify: bool = True,
+    ) -> None:
+        self.url = (url or DEFAULT_HUB_URL).rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers=headers, timeout=timeout, verify=verify
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """One request; the decoded JSON answer or HubClientError."""
+        try:
+            response = await self._http.request(
+                method,
+                path,
+                json=json,
+                params=params,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TransportError as exc:
+            raise HubClientError(
+                f"cannot reach the hub at {self.url} ({type(exc).__name__}); start it with "
+                "'runtime-mcp serve' or point --hub / RUNTIME_MCP_HUB at it"
+            ) from None
+        return decode(response)

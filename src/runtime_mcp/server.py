@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 import uvicorn
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from runtime_mcp.app import create_app
-from runtime_mcp.auth import Tokens
+from runtime_mcp.auth import USER, AuthError, Tokens
 from runtime_mcp.hub import Hub
-from runtime_mcp.settings import HubSettings
+from runtime_mcp.mcp_server import build_server
+from runtime_mcp.settings import HubSettings, is_loopback
 from runtime_mcp.store import Store
 
 
@@ -28,12 +34,60 @@ def configure_logging() -> None:
     )
 
 
-def build(settings: HubSettings, lost_after: float = 15.0) -> tuple[Hub, object]:
-    """The hub and its ASGI app for these settings."""
+def build(settings: HubSettings, lost_after: float = 15.0, tls: bool = False) -> tuple[Hub, object]:
+    """The hub and its ASGI app (the agent protocol, the user API and ``/mcp``)."""
     store = Store(settings.db)
     hub = Hub(store, lost_after=lost_after)
     tokens = Tokens(user=settings.user_token, agent=settings.agent_token)
-    return hub, create_app(hub, tokens)
+    internal = (
+        "127.0.0.1"
+        if settings.host in ("0.0.0.0", "::", "") or is_loopback(settings.host)
+        else settings.host
+    )
+    scheme = "https" if tls else "http"
+    mcp = build_server(
+        f"{scheme}://{internal}:{settings.port}", settings.user_token, verify=not tls
+    )
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    if not is_loopback(settings.host):
+        hosts.append(f"{settings.host}:*")
+    mcp_app = mcp.streamable_http_app(
+        streamable_http_path="/mcp",
+        transport_security=TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=hosts,
+            allowed_origins=[f"{s}://{h}" for h in hosts for s in ("http", "https")],
+        ),
+    )
+    routes = [
+        Route(r.path, endpoint=guard_mcp(r.endpoint, tokens), methods=None)
+        for r in mcp_app.routes
+        if isinstance(r, Route)
+    ]
+    return hub, create_app(hub, tokens, extra_routes=routes, lifespans=[mcp.session_manager.run])
+
+
+class guard_mcp:
+    """``/mcp`` needs the user token when the hub has one.
+
+    A class, not a function: Starlette runs a plain function endpoint as a
+    request handler, and an object as a raw ASGI app, which the SDK needs.
+    """
+
+    def __init__(self, endpoint: Any, tokens: Tokens) -> None:
+        self.endpoint = endpoint
+        self.tokens = tokens
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        try:
+            self.tokens.check(request, USER)
+        except AuthError as exc:
+            code = "unauthorized" if exc.status == 401 else "forbidden"
+            response = JSONResponse({"error": code, "message": str(exc)}, status_code=exc.status)
+            await response(scope, receive, send)
+            return
+        await self.endpoint(scope, receive, send)
 
 
 def serve(
@@ -61,7 +115,7 @@ def serve(
         return 2
     configure_logging()
     try:
-        _, app = build(settings, lost_after=lost_after)
+        _, app = build(settings, lost_after=lost_after, tls=bool(ssl_certfile))
     except Exception as exc:
         print(f"runtime-mcp: error: cannot open the database {db}: {exc}", file=sys.stderr)
         return 2
