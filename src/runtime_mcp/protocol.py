@@ -109,6 +109,7 @@ class ActionRequest(BaseModel):
             raise ValueError("a value metric needs an expression, for example len(cart.items)")
         if self.kind != "snapshot" and self.watch:
             raise ValueError("watch expressions belong to snapshots")
+        check_with_agent_rules(self)
         return self
 
     def spec(self) -> dict[str, Any]:
@@ -117,6 +118,34 @@ class ActionRequest(BaseModel):
         if not data.get("watch"):
             data.pop("watch", None)
         return data
+
+
+def check_with_agent_rules(request: ActionRequest) -> None:
+    """Reject, before any agent sees it, what every agent would reject: a malformed
+    location or an expression the sandbox refuses (ValueError naming the part)."""
+    from runtime_agent.errors import AgentError
+    from runtime_agent.locate import parse_location
+    from runtime_agent.redact import Redactor
+    from runtime_agent.sandbox import compile_expression
+    from runtime_agent.template import Template
+
+    try:
+        parse_location(request.location)
+        if request.kind == "log" and request.message:
+            Template(request.message, Redactor())
+        for what, source in (("condition", request.condition), ("expression", request.expression)):
+            if source and source.strip():
+                try:
+                    compile_expression(source)
+                except AgentError as exc:
+                    raise AgentError(f"{what} {source!r} rejected: {exc}") from None
+        for source in request.watch:
+            try:
+                compile_expression(source)
+            except AgentError as exc:
+                raise AgentError(f"watch expression {source!r} rejected: {exc}") from None
+    except AgentError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def explain(error: Exception) -> str:
