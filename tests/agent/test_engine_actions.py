@@ -168,9 +168,12 @@ def test_redacted_names_never_leave_the_process(engine):
     status = engine.add_log(at("secrets"), "user={user} pw={password} tok={token}")
     snap = engine.add_snapshot(at("secrets"))
     assert shapes.secrets_here("hunter2", "bob") == "bob:7:6"
-    [log] = events_of(engine, "log", status.id)
+    events = engine.drain()
+    [log] = [e for e in events if e["action"] == status.id and e["type"] == "log"]
     assert log["message"] == "user=bob pw=<redacted> tok=<redacted>"
-    [shot] = [e for e in engine.drain() if e.get("action") == snap.id and e["type"] == "snapshot"]
+    [shot] = [e for e in events if e["action"] == snap.id and e["type"] == "snapshot"]
+    assert shot["locals"]["password"] == {"type": "str", "redacted": True}
+    assert shot["locals"]["user"]["value"] == "bob"
     assert "hunter2" not in json.dumps(shot)
     assert "abc123" not in json.dumps(shot)
 

@@ -1,0 +1,2014 @@
+"""What the expression sandbox may do with live values, and how, without
+running application code.
+
+``sandbox.py`` compiles an expression once into closures. The closures handle
+the common cases inline (an int compared with an int, an attribute found in an
+instance ``__dict__``) and call the helpers here for everything else.
+
+Nothing here runs code of the application: objects are read through the type
+machinery only (class namespaces read through the ``__dict__`` slot of
+``type``, the MRO through its ``__mro__`` slot, instance dicts through the
+standard ``__dict__`` slot descriptor), so no ``__getattr__``, property,
+descriptor, metaclass hook or user-defined operator can run:
+
+* ``type_info`` classifies a type by reading the namespaces of the classes in
+  its MRO: which behaviours (equality and hashing, ordering, arithmetic, the
+  container protocol, truth, text, conversions) it takes from trusted
+  builtin or standard library classes and which from application code. The
+  result is cached and recomputed when a class namespace changes size or the
+  MRO changes.
+* An operation runs natively (the C implementation of the builtin type) only
+  when every value it can touch, container elements included, takes that
+  behaviour from trusted code (``check_deep``). A dict lookup scans the types
+  of the dict's keys: a lookup compares the key with stored keys of the same
+  hash, and a stored application object would run its ``__eq__``.
+* Result sizes are checked before an operation runs (``"a" * 10**9``,
+  ``10 ** 10 ** 10``), and walks over elements are charged to the
+  evaluation's work budget: a one-element list ``B`` holding the steps left.
+
+Deliberate limits: values of extension types (numpy arrays, Cython classes)
+count as application code; so do subclasses of ``Fraction``, ``UUID`` and
+``Counter``, whose standard library code looks their attributes up by name.
+"""
+
+from __future__ import annotations
+
+import abc
+import builtins
+import collections
+import collections.abc
+import datetime as _dt
+import decimal
+import enum
+import fractions
+import numbers
+import operator
+import types
+import uuid
+import zoneinfo
+from collections.abc import Callable, Iterable
+from typing import Any, Final, NoReturn
+
+# -- exceptions ----------------------------------------------------------------
+
+
+class EvaluationFailure(Exception):
+    """Evaluating an expression failed at this hit: an unknown name, a missing
+    key or index, a division by zero, a type error between builtin values...
+    The message is one line and names the part of the expression that failed.
+    Base class of ``NotEvaluated`` and ``BudgetExceeded``.
+    """
+
+
+class NotEvaluated(EvaluationFailure):
+    """The value could only be had by running application code (a property,
+    ``__getattr__``, a user-defined operator or method...), so it was not
+    computed. The message names the attribute or operation and why.
+    """
+
+
+class BudgetExceeded(EvaluationFailure):
+    """The evaluation ran out of its work budget, or a result would have been
+    too large (``"a" * 10**9``, ``10 ** 10 ** 10``, ``sorted`` of a huge list).
+    """
+
+
+# -- limits --------------------------------------------------------------------
+
+#: Work units per evaluation: one per AST node, one per element walked or
+#: iterated, one per ``SCAN_RATE`` elements whose types a C-level scan checks.
+WORK_BUDGET: Final = 10_000
+#: Elements covered by one work unit when only their types are scanned in C.
+SCAN_RATE: Final = 8
+#: Characters of a computed str, bytes of computed bytes.
+MAX_TEXT: Final = 1_000_000
+#: Elements of a computed list, tuple or deque.
+MAX_ITEMS: Final = 100_000
+#: Bits of a computed int (about 30,000 decimal digits).
+MAX_INT_BITS: Final = 100_000
+#: Bits of an int converted to decimal text (the conversion is quadratic, and a
+#: service may have lifted ``sys.set_int_max_str_digits``).
+MAX_INT_TEXT_BITS: Final = 14_000
+#: Characters parsed by int() or float().
+MAX_PARSE: Final = 5_000
+#: ``round(x, n)``: |n| at most this.
+MAX_NDIGITS: Final = 10_000
+#: Entries of the per-type caches before they are emptied.
+_CACHE_SIZE: Final = 4096
+
+# -- behaviour categories ------------------------------------------------------
+
+EQ: Final = 1  # ==, !=, hash (dict and set lookups)
+ORDER: Final = 2  # <, <=, >, >=, sorting
+ARITH: Final = 4  # arithmetic and bitwise operators
+CONTAINER: Final = 8  # len, in, [], iteration
+TRUTH: Final = 16  # bool(), and, or, not, conditions
+DISPLAY: Final = 32  # str(), repr(), f-strings
+CONVERT: Final = 64  # int(), float(), round(), use as an index or a count
+ALL: Final = 127
+
+_CATEGORY_TEXT: dict[int, tuple[str, str]] = {
+    EQ: ("comparing or hashing", "compare identity with `is`, or compare its attributes"),
+    ORDER: ("ordering", "compare its attributes"),
+    ARITH: ("arithmetic on", "compute with its attributes"),
+    CONTAINER: ("len(), `in` or [] on", "read its attributes"),
+    TRUTH: ("the truth of", "test `x is not None` or compare explicitly"),
+    DISPLAY: ("converting to text", "put the value itself in the message, it is rendered safely"),
+    CONVERT: ("converting", "convert its attributes"),
+}
+
+# Dunders that no operation of the sandbox reaches: class data, construction,
+# pickling, descriptors and attribute hooks (attribute reads are handled
+# separately and never call hooks), context managers, in-place operators.
+_HARMLESS: Final = frozenset(
+    {
+        "__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__slots__",
+        "__annotations__", "__annotate__", "__annotate_func__", "__annotations_cache__",
+        "__type_params__", "__firstlineno__", "__static_attributes__", "__orig_bases__",
+        "__parameters__", "__match_args__", "__abstractmethods__", "__dataclass_fields__",
+        "__dataclass_params__", "__post_init__", "__signature__", "__text_signature__",
+        "__wrapped__", "__final__", "__protocol_attrs__", "__non_callable_proto_members__",
+        "__callable_proto_members_only__", "__total__", "__required_keys__",
+        "__optional_keys__", "__readonly_keys__", "__mutable_keys__", "__closed__",
+        "__extra_items__", "__new__", "__init__", "__init_subclass__", "__class_getitem__",
+        "__set_name__", "__get__", "__set__", "__delete__", "__call__", "__del__",
+        "__enter__", "__exit__", "__aenter__", "__aexit__", "__await__", "__aiter__",
+        "__anext__", "__getattr__", "__setattr__", "__delattr__", "__dir__", "__getnewargs__",
+        "__getnewargs_ex__", "__getstate__", "__setstate__", "__reduce__", "__reduce_ex__",
+        "__copy__", "__deepcopy__", "__replace__", "__sizeof__", "__fspath__",
+        "__subclasshook__", "__instancecheck__", "__subclasscheck__", "__mro_entries__",
+        "__prepare__", "__setitem__", "__delitem__", "__iadd__", "__isub__", "__imul__",
+        "__imatmul__", "__itruediv__", "__ifloordiv__", "__imod__", "__ipow__",
+        "__ilshift__", "__irshift__", "__iand__", "__ixor__", "__ior__", "__objclass__",
+    }
+)  # fmt: skip
+
+_ARITH_DUNDERS = (
+    "add sub mul matmul truediv floordiv mod divmod pow lshift rshift and xor or "
+    "radd rsub rmul rmatmul rtruediv rfloordiv rmod rdivmod rpow rlshift rrshift rand rxor "
+    "ror neg pos abs invert"
+).split()
+_DUNDERS: dict[str, int] = {
+    "__eq__": EQ, "__ne__": EQ, "__hash__": EQ,
+    "__lt__": ORDER, "__le__": ORDER, "__gt__": ORDER, "__ge__": ORDER,
+    "__len__": CONTAINER | TRUTH, "__bool__": TRUTH,
+    "__iter__": CONTAINER, "__getitem__": CONTAINER, "__contains__": CONTAINER,
+    "__missing__": CONTAINER, "__reversed__": CONTAINER, "__length_hint__": CONTAINER,
+    "__repr__": DISPLAY, "__str__": DISPLAY, "__format__": DISPLAY,
+    "__bytes__": DISPLAY | CONVERT, "__buffer__": CONVERT, "__release_buffer__": CONVERT,
+    "__index__": CONVERT, "__int__": CONVERT, "__float__": CONVERT, "__complex__": CONVERT,
+    "__round__": CONVERT, "__trunc__": CONVERT, "__floor__": CONVERT, "__ceil__": CONVERT,
+}  # fmt: skip
+_DUNDERS.update({f"__{name}__": ARITH for name in _ARITH_DUNDERS})
+# Anything else a class defines with a dunder name (``__getattribute__``,
+# ``__class__``, unknown ones) counts against every category.
+
+# -- reading types without running code ----------------------------------------
+
+_MRO: Final = type.__dict__["__mro__"].__get__
+_TYPE_DICT: Final = type.__dict__["__dict__"].__get__
+_TYPE_NAME: Final = type.__dict__["__name__"].__get__
+_FLAGS: Final = type.__dict__["__flags__"].__get__
+_HEAPTYPE: Final = 1 << 9
+_MODULE_DICT: Final = types.ModuleType.__dict__["__dict__"].__get__
+_DGET: Final = dict.get
+_DKEYS: Final = dict.keys
+_DVALUES: Final = dict.values
+_GETSET: Final = types.GetSetDescriptorType
+_MEMBER: Final = types.MemberDescriptorType
+_TUPLEGETTER: Final = type(collections.namedtuple("_P", "a").__dict__["a"])
+_MISSING: Final = object()
+_GA: Final = "__getattribute__"
+
+NoneType = type(None)
+
+
+def tname(tp: type) -> str:
+    """A type's ``__name__``, read from the type slot (a metaclass cannot hook it)."""
+    try:
+        return _TYPE_NAME(tp)
+    except Exception:
+        return "object"
+
+
+def _static(tp: type, name: str) -> Any:
+    """The first definition of ``name`` in the namespaces of ``tp``'s MRO, or _MISSING."""
+    for klass in _MRO(tp):
+        ns = _TYPE_DICT(klass)
+        if name in ns:
+            return ns[name]
+    return _MISSING
+
+
+# -- trusted types -------------------------------------------------------------
+
+(
+    K_SIMPLE,  # int, float, complex, bool, str, bytes, None
+    K_ATOM,  # other value types: bytearray, range, Fraction, UUID, date, timedelta...
+    K_TZ,  # datetime, time: their tzinfo may be application code
+    K_DECIMAL,  # operations read and set flags of the thread's decimal context
+    K_SEQ,  # list, tuple, deque
+    K_MAP,  # dict, OrderedDict, defaultdict, Counter
+    K_SET,  # set, frozenset
+    K_VIEW,  # dict views
+    K_EXC,  # exceptions: identity, text from their args
+    K_ENUM,  # enum members without a data type: identity, text from their value
+    K_OPAQUE,  # functions, modules, classes...: identity only
+    K_OBJECT,  # anything else taking object's behaviour: identity, truthy
+) = range(12)
+_CONTAINER_KINDS: Final = frozenset({K_SEQ, K_MAP, K_SET, K_VIEW})
+_NUMBER_KINDS: Final = frozenset({K_SIMPLE, K_DECIMAL, K_ATOM})
+
+_SIMPLE_TYPES: Final = (int, bool, float, complex, str, bytes, NoneType)
+_SIMPLE_IDS: Final = frozenset(map(id, _SIMPLE_TYPES))
+_NUMBER_IDS: Final = frozenset(map(id, (int, bool, float, complex)))
+_ARG_IDS: Final = frozenset(map(id, (int, bool, float, str, bytes, NoneType)))
+
+# id(type) -> (kind, base, dirty categories, reasons). Trusted types live as
+# long as the interpreter, so their ids are never reused.
+Info = tuple[int, type, int, dict[int, str]]
+_TRUSTED: dict[int, Info] = {}
+_NO_REASONS: dict[int, str] = {}
+
+
+def _trust(kind: int, *kinds: type, dirty: int = 0) -> None:
+    for tp in kinds:
+        _TRUSTED[id(tp)] = (kind, tp, dirty, {DISPLAY: f"{tname(tp)}.__repr__"} if dirty else {})
+
+
+_trust(K_SIMPLE, *_SIMPLE_TYPES)
+_trust(
+    K_ATOM,
+    bytearray,
+    range,
+    slice,
+    fractions.Fraction,
+    uuid.UUID,
+    _dt.date,
+    _dt.timedelta,
+    _dt.timezone,
+    zoneinfo.ZoneInfo,
+    type(...),
+    type(NotImplemented),
+)
+_trust(K_TZ, _dt.datetime, _dt.time)
+_trust(K_DECIMAL, decimal.Decimal)
+_trust(K_SEQ, list, tuple, collections.deque)
+_trust(K_MAP, dict, collections.OrderedDict, collections.defaultdict, collections.Counter)
+_trust(K_SET, set, frozenset)
+_od = collections.OrderedDict()
+_trust(
+    K_VIEW,
+    *{type({}.keys()), type({}.values()), type({}.items())},
+    *{type(_od.keys()), type(_od.values()), type(_od.items())},
+)
+_ITEMS_VIEWS: Final = frozenset(map(id, (type({}.items()), type(_od.items()))))
+_EXCEPTIONS = [
+    v for v in vars(builtins).values() if isinstance(v, type) and issubclass(v, BaseException)
+]
+_trust(K_EXC, *_EXCEPTIONS)
+_trust(
+    K_OPAQUE,
+    type,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodWrapperType,
+    types.WrapperDescriptorType,
+    types.MethodDescriptorType,
+    types.ClassMethodDescriptorType,
+    _GETSET,
+    _MEMBER,
+    property,
+    types.CodeType,
+    types.FrameType,
+    types.TracebackType,
+    types.GeneratorType,
+    types.CoroutineType,
+    types.AsyncGeneratorType,
+    types.CellType,
+    enum.EnumMeta,
+    abc.ABCMeta,
+)
+# Their text runs code: a bound method shows repr(self), a module its loader's repr.
+_trust(K_OPAQUE, types.MethodType, types.ModuleType, classmethod, staticmethod, dirty=DISPLAY)
+_trust(K_OBJECT, object)
+_ENUM_BASES = [getattr(enum, n) for n in ("Enum", "ReprEnum", "IntEnum", "StrEnum") if hasattr(enum, n)]
+_trust(K_ENUM, *_ENUM_BASES)
+# Standard library classes written in Python that look attributes of ``self``
+# up by name: a subclass could redefine any of them.
+_PY_TRUSTED: Final = frozenset(map(id, (fractions.Fraction, uuid.UUID, collections.Counter)))
+_TEXT_BASES: Final = frozenset({str, bytes, bytearray})
+_SEQ_LIMITS: dict[type, int] = {
+    str: MAX_TEXT,
+    bytes: MAX_TEXT,
+    bytearray: MAX_TEXT,
+    list: MAX_ITEMS,
+    tuple: MAX_ITEMS,
+    collections.deque: MAX_ITEMS,
+}
+_INT_BASES: Final = frozenset({int, bool})
+_SAFE_TZ_IDS: Final = frozenset(map(id, (NoneType, _dt.timezone, zoneinfo.ZoneInfo)))
+_TZ_GET: dict[type, Callable[[Any], Any]] = {
+    _dt.datetime: _dt.datetime.__dict__["tzinfo"].__get__,
+    _dt.time: _dt.time.__dict__["tzinfo"].__get__,
+}
+_ARGS_GET: Final = BaseException.__dict__["args"].__get__
+_FACTORY_GET: Final = collections.defaultdict.__dict__["default_factory"].__get__
+
+# id(type) -> (type, mro, namespaces of its untrusted classes, their sizes, info)
+_INFO: dict[int, tuple[type, tuple[type, ...], tuple[Any, ...], tuple[int, ...], Info]] = {}
+
+
+def type_info(tp: type) -> Info:
+    """``(kind, base, dirty, reasons)`` of a type: how the sandbox treats its
+    values. ``base`` is the trusted class whose behaviour applies (``str`` for
+    a str subclass), ``dirty`` the categories that application code defines,
+    ``reasons`` the offending definition per category (``"Money.__eq__"``).
+    """
+    info = _TRUSTED.get(id(tp))
+    if info is not None:
+        return info
+    entry = _INFO.get(id(tp))
+    if entry is not None and entry[0] is tp and entry[1] is _MRO(tp):
+        # A class namespace that gained or lost a name is classified again.
+        if tuple(map(len, entry[2])) == entry[3]:
+            return entry[4]
+    mro = _MRO(tp)
+    spaces = tuple(_TYPE_DICT(k) for k in mro if id(k) not in _TRUSTED)
+    info = _classify(mro)
+    if len(_INFO) >= _CACHE_SIZE:
+        _INFO.clear()
+    _INFO[id(tp)] = (tp, mro, spaces, tuple(map(len, spaces)), info)
+    return info
+
+
+def _classify(mro: tuple[type, ...]) -> Info:
+    kind = -1
+    base: type = object
+    enum_based = False
+    python_trusted = False
+    trusted_spaces = []
+    untrusted = []
+    for klass in mro:
+        t = _TRUSTED.get(id(klass))
+        if t is None:
+            untrusted.append(klass)
+            continue
+        trusted_spaces.append(_TYPE_DICT(klass))
+        if id(klass) in _PY_TRUSTED:
+            python_trusted = True
+        if t[0] == K_ENUM:
+            enum_based = True
+        elif kind < 0 and t[0] != K_OBJECT:
+            kind, base = t[0], klass
+    if kind < 0:
+        kind = K_ENUM if enum_based else K_OBJECT
+    dirty = _TRUSTED[id(base)][2] if id(base) in _TRUSTED else 0
+    reasons: dict[int, str] = {}
+
+    def mark(bits: int, reason: str) -> None:
+        nonlocal dirty
+        for bit in (EQ, ORDER, ARITH, CONTAINER, TRUTH, DISPLAY, CONVERT):
+            if bits & bit and not dirty & bit:
+                reasons[bit] = reason
+        dirty |= bits
+
+    own: list[tuple[str, str]] = []
+    for klass in untrusted:
+        name_k = tname(klass)
+        if not _FLAGS(klass) & _HEAPTYPE:
+            mark(ALL, f"{name_k}, a class implemented by an extension module,")
+            continue
+        ns = _TYPE_DICT(klass)
+        for name in ns:
+            if type(name) is not str:
+                mark(ALL, f"{name_k}")
+                continue
+            if name[:2] == "__" and name[-2:] == "__":
+                if name in _HARMLESS:
+                    continue
+                value = ns[name]
+                if name == "__hash__" and value is None:
+                    continue  # unhashable: raises TypeError in C
+                # A builtin slot copied into the class (IntEnum.__format__ is int.__format__).
+                if any(q.get(name, _MISSING) is value for q in trusted_spaces):
+                    continue
+                mark(_DUNDERS.get(name, ALL), f"{name_k}.{name}")
+            else:
+                own.append((name, name_k))
+    if untrusted and python_trusted:
+        mark(ALL, f"a subclass of {tname(base)}")
+    for name, name_k in own:
+        if enum_based and name[:1] == "_" and name[-1:] == "_":
+            continue  # enum hooks such as _missing_: only run when members are looked up
+        if any(name in q for q in trusted_spaces):
+            mark(ALL, f"{name_k}.{name} (it redefines {tname(base)}.{name})")
+            break
+    return (kind, base, dirty, reasons)
+
+
+def refuse(tp: type, info: Info, bits: int, where: str) -> NoReturn:
+    """Raise NotEvaluated for a value of ``tp`` whose ``bits`` are application code."""
+    for bit in (EQ, ORDER, ARITH, CONTAINER, TRUTH, DISPLAY, CONVERT):
+        if bits & bit:
+            what, hint = _CATEGORY_TEXT[bit]
+            reason = info[3].get(bit) or f"{tname(tp)} code"
+            raise NotEvaluated(
+                f"{where}: not evaluated, {what} a {tname(tp)} runs {reason} "
+                f"(application code); {hint}"
+            )
+    raise NotEvaluated(f"{where}: not evaluated, a {tname(tp)} is application code")
+
+
+# -- budget --------------------------------------------------------------------
+
+
+def charge(B: list[int], steps: int, where: str) -> None:
+    """Take ``steps`` from the evaluation's budget ``B``; BudgetExceeded past it."""
+    left = B[0] - steps
+    B[0] = left
+    if left < 0:
+        raise BudgetExceeded(f"work budget of {WORK_BUDGET} steps exhausted in {where}")
+
+
+def too_big(where: str, what: str) -> NoReturn:
+    raise BudgetExceeded(f"{where}: not evaluated, {what}")
+
+
+# -- deep checks ---------------------------------------------------------------
+
+F_DECIMAL: Final = 1  # a Decimal is involved: run under a private copy of the context
+
+
+def _check_tz(v: Any, base: type, where: str) -> None:
+    tz = _TZ_GET[base](v)
+    if id(type(tz)) not in _SAFE_TZ_IDS:
+        raise NotEvaluated(
+            f"{where}: not evaluated, the {tname(type(v))} has a tzinfo of type "
+            f"{tname(type(tz))} (application code); compare naive or UTC values"
+        )
+
+
+def check_value(v: Any, need: int, where: str) -> tuple[Info, int]:
+    """Check one value (not its elements) for ``need``; its info and flags."""
+    tp = type(v)
+    info = type_info(tp)
+    if info[2] & need:
+        refuse(tp, info, info[2] & need, where)
+    kind = info[0]
+    if kind == K_TZ:
+        _check_tz(v, info[1], where)
+    return info, F_DECIMAL if kind == K_DECIMAL else 0
+
+
+def check_deep(x: Any, need: int, B: list[int], where: str) -> int:
+    """Raise NotEvaluated unless ``x`` and everything reachable from it through
+    builtin containers take the ``need`` behaviours from trusted code. Charges
+    the budget per element; returns F_DECIMAL if a Decimal was seen.
+    """
+    if id(type(x)) in _SIMPLE_IDS:
+        return 0
+    flags = 0
+    stack = [x]
+    pop = stack.pop
+    extend = stack.extend
+    seen: set[int] = set()
+    while stack:
+        v = pop()
+        tp = type(v)
+        if id(tp) in _SIMPLE_IDS:
+            continue
+        info = type_info(tp)
+        if info[2] & need:
+            refuse(tp, info, info[2] & need, where)
+        kind = info[0]
+        if kind in _CONTAINER_KINDS:
+            # Containers are walked once: shared and self-referencing ones too.
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            n = len(v)
+            if not n:
+                continue
+            charge(B, n // SCAN_RATE + 1, where)
+            if kind == K_MAP:
+                parts: tuple[Iterable[Any], ...] = (_DKEYS(v), _DVALUES(v))
+            elif id(tp) in _ITEMS_VIEWS or (kind == K_VIEW and info[1] is not tp):
+                charge(B, n, where)
+                for pair in v:
+                    extend(pair)
+                continue
+            else:
+                parts = (v,)
+            for part in parts:
+                # One C-level pass over the element types; a Python walk only
+                # when something else than plain scalars is inside.
+                if not set(map(id, map(type, part))) <= _SIMPLE_IDS:
+                    charge(B, n, where)
+                    extend(part)
+        elif kind == K_TZ:
+            _check_tz(v, info[1], where)
+        elif kind == K_DECIMAL:
+            flags |= F_DECIMAL
+    return flags
+
+
+def check_keys(d: Any, B: list[int], where: str) -> int:
+    """Check the keys of a dict for a lookup: stored keys of the same hash are
+    compared with ``==``, which must not reach application code."""
+    n = len(d)
+    keys = _DKEYS(d)
+    if n <= 16:
+        for k in keys:
+            if id(type(k)) not in _SIMPLE_IDS:
+                break
+        else:
+            return 0
+    charge(B, n // SCAN_RATE + 1, where)
+    if set(map(id, map(type, keys))) <= _SIMPLE_IDS:
+        return 0
+    flags = 0
+    for k in keys:
+        flags |= check_deep(k, EQ, B, where)
+    return flags
+
+
+def check_display(x: Any, B: list[int], where: str) -> int:
+    """Check that str()/repr()/format() of ``x`` runs trusted code only and
+    makes a bounded amount of text; returns F_DECIMAL if a Decimal is inside."""
+    flags = 0
+    size = 0
+    stack = [x]
+    pop = stack.pop
+    push = stack.append
+    seen: set[int] = set()
+    while stack:
+        v = pop()
+        tp = type(v)
+        if tp is str or tp is bytes:
+            size += len(v)
+            continue
+        info = type_info(tp)
+        kind = info[0]
+        if info[2] & DISPLAY:
+            refuse(tp, info, info[2] & DISPLAY, where)
+        if info[1] in _INT_BASES:
+            bits = int.bit_length(v)
+            if bits > MAX_INT_TEXT_BITS:
+                too_big(where, f"converting a {bits}-bit int to text is too costly")
+            size += bits // 3 + 2
+        elif info[1] in _TEXT_BASES:
+            size += len(v)
+        elif kind in _CONTAINER_KINDS:
+            if id(v) in seen:
+                continue  # printed as [...] or {...}
+            seen.add(id(v))
+            n = len(v)
+            charge(B, n + 1, where)
+            size += 2 * n + 2
+            if kind == K_MAP:
+                stack.extend(_DKEYS(v))
+                stack.extend(_DVALUES(v))
+                if info[1] is collections.defaultdict:
+                    push(_FACTORY_GET(v))
+            elif id(tp) in _ITEMS_VIEWS or (kind == K_VIEW and info[1] is not tp):
+                for pair in v:
+                    stack.extend(pair)
+            else:
+                stack.extend(v)
+        else:
+            charge(B, 1, where)
+            size += 32
+            if kind == K_TZ:
+                _check_tz(v, info[1], where)
+            elif kind == K_DECIMAL:
+                flags |= F_DECIMAL
+            elif kind == K_EXC:
+                push(_ARGS_GET(v))
+                if isinstance(v, OSError):
+                    push(v.filename)
+                    push(v.filename2)
+            elif kind == K_ENUM or (info[2] == 0 and _is_enum(tp)):
+                push(_enum_value(v))
+            elif info[1] is slice:
+                push((v.start, v.stop, v.step))
+            elif info[1] is range:
+                size += 40
+        if size > MAX_TEXT:
+            too_big(where, f"the text would exceed {MAX_TEXT} characters")
+    return flags
+
+
+def _is_enum(tp: type) -> bool:
+    return enum.Enum in _MRO(tp)
+
+
+def _enum_value(member: Any) -> Any:
+    ns = instance_dict(member)
+    return _DGET(ns, "_value_") if ns is not None else None
+
+
+# -- attributes ----------------------------------------------------------------
+
+# Per-type layout for attribute reads:
+# (type, mro, namespaces to scan for the name, namespaces to scan for a
+#  __getattribute__ override, instance-dict getter, mode)
+Layout = tuple[type, tuple[type, ...], tuple[Any, ...], tuple[Any, ...], Any, int]
+MODE_FAST: Final = 0  # instances with a standard __dict__: the closure's fast path
+MODE_MODULE: Final = 1  # exactly a module: its __dict__
+MODE_SLOW: Final = 2  # everything else: get_attribute()
+_LAYOUTS: dict[int, Layout] = {}
+_BROKEN_DICT: Final = object()
+
+
+def layout(tp: type) -> Layout:
+    """How attributes of ``tp`` instances are read (cached; see Layout)."""
+    mro = _MRO(tp)
+    entry = _LAYOUTS.get(id(tp))
+    if entry is not None and entry[0] is tp and entry[1] is mro:
+        return entry
+    scan = []
+    untrusted = []
+    getter: Any = None
+    for klass in mro:
+        if klass is object:
+            continue
+        ns = _TYPE_DICT(klass)
+        scan.append(ns)
+        trusted = id(klass) in _TRUSTED
+        if not trusted:
+            untrusted.append(ns)
+        if getter is None and "__dict__" in ns:
+            d = ns["__dict__"]
+            if (type(d) is _GETSET and (trusted or _FLAGS(klass) & _HEAPTYPE)) or (
+                type(d) is _MEMBER and trusted
+            ):
+                getter = d.__get__
+            else:
+                getter = _BROKEN_DICT
+    if tp is types.ModuleType:
+        mode = MODE_MODULE
+    elif type in mro or getter is None or getter is _BROKEN_DICT:
+        mode = MODE_SLOW
+    else:
+        mode = MODE_FAST
+    entry = (tp, mro, tuple(scan), tuple(untrusted), getter, mode)
+    if len(_LAYOUTS) >= _CACHE_SIZE:
+        _LAYOUTS.clear()
+    _LAYOUTS[id(tp)] = entry
+    return entry
+
+
+NO_LAYOUT: Final[Layout] = (NoneType, (), (), (), None, MODE_SLOW)
+
+
+def instance_dict(o: Any) -> dict[str, Any] | None:
+    """The instance ``__dict__`` of ``o`` read through the standard slot, or None."""
+    lay = layout(type(o))
+    getter = lay[4]
+    if getter is None or getter is _BROKEN_DICT:
+        return None
+    d = getter(o)
+    return d if isinstance(d, dict) else None
+
+
+FOUND, ABSENT, COMPUTED = range(3)
+
+_SAFE_GETSET_OWNERS: Final = frozenset(
+    map(
+        id,
+        (
+            int,
+            bool,
+            float,
+            complex,
+            decimal.Decimal,
+            _dt.date,
+            _dt.datetime,
+            _dt.time,
+            _dt.timedelta,
+            _dt.timezone,
+            BaseException,
+            range,
+            slice,
+            types.FunctionType,
+            types.CodeType,
+        ),
+    )
+)
+# Properties of trusted standard library classes: pure functions of the value.
+_SAFE_PROPERTIES: Final = frozenset(
+    (id(owner), name)
+    for owner, names in (
+        (fractions.Fraction, ("numerator", "denominator")),
+        (
+            uuid.UUID,
+            (
+                "bytes bytes_le fields time_low time_mid time_hi_version clock_seq_hi_variant "
+                "clock_seq_low time clock_seq node hex urn variant version"
+            ).split(),
+        ),
+    )
+    for name in names
+)
+_METHOD_TYPES: Final = frozenset(
+    map(
+        id,
+        (
+            types.FunctionType,
+            types.BuiltinFunctionType,
+            types.MethodDescriptorType,
+            types.WrapperDescriptorType,
+            types.ClassMethodDescriptorType,
+            classmethod,
+            staticmethod,
+        ),
+    )
+)
+
+
+def _describe_descriptor(descr: Any, owner: str, name: str) -> str:
+    kind = type(descr)
+    if id(kind) in _METHOD_TYPES:
+        return (
+            f"{owner}.{name} is a method: not evaluated, calls are limited to builtin "
+            "functions and methods of builtin types"
+        )
+    if kind is property or isinstance(descr, property):
+        return f"{owner}.{name} is a property: not evaluated, it could change the service"
+    if tname(kind) == "cached_property":
+        return (
+            f"{owner}.{name} is a cached_property not computed yet: not evaluated, "
+            "computing it runs application code"
+        )
+    return (
+        f"{owner}.{name} is computed by a {tname(kind)} descriptor: not evaluated, "
+        "it runs code"
+    )
+
+
+def _is_data_descriptor(descr: Any) -> bool:
+    kind = type(descr)
+    return _static(kind, "__set__") is not _MISSING or _static(kind, "__delete__") is not _MISSING
+
+
+def _has_get(value: Any) -> bool:
+    kind = type(value)
+    if id(kind) in _SIMPLE_IDS:
+        return False
+    return _static(kind, "__get__") is not _MISSING
+
+
+def lookup_attribute(o: Any, name: str) -> tuple[int, Any]:
+    """Static attribute lookup, like ``inspect.getattr_static`` but stricter:
+    ``(FOUND, value)``, ``(ABSENT, message)`` or ``(COMPUTED, reason)`` when
+    only running code (a property, a descriptor, ``__getattr__``...) could
+    produce the value.
+    """
+    tp = type(o)
+    lay = layout(tp)
+    T = tname(tp)
+    for ns in lay[3]:
+        if _GA in ns:
+            return COMPUTED, (
+                f"{T} overrides __getattribute__: not evaluated, reading its attributes "
+                "runs its code"
+            )
+    if lay[5] == MODE_MODULE:
+        return _module_attribute(o, name)
+    if type in lay[1]:
+        return _class_attribute(o, name, lay)
+    found = _MISSING
+    owner = T
+    for klass in lay[1]:
+        if klass is object:
+            continue
+        ns = _TYPE_DICT(klass)
+        if name in ns:
+            found = ns[name]
+            owner = tname(klass)
+            break
+    getter = lay[4]
+    if found is not _MISSING:
+        kind = type(found)
+        if kind is _MEMBER or kind is _TUPLEGETTER:
+            try:
+                return FOUND, found.__get__(o, tp)
+            except AttributeError:
+                return ABSENT, f"attribute {name!r} of a {T} is not set"
+        if kind is _GETSET:
+            if id(found.__objclass__) in _SAFE_GETSET_OWNERS:
+                return FOUND, found.__get__(o, tp)
+            return COMPUTED, (
+                f"{owner}.{name} is computed by {owner}'s C code: not evaluated, only plain "
+                "data is read"
+            )
+        if _is_enum(tp) and name in ("name", "value") and klass_is_enum_base(found, name):
+            ns = instance_dict(o)
+            v = _DGET(ns, "_name_" if name == "name" else "_value_", _MISSING) if ns else _MISSING
+            if v is not _MISSING:
+                return FOUND, v
+        if (
+            kind is property
+            and type(o) is klass_owner(tp, name)
+            and (id(klass_owner(tp, name)), name) in _SAFE_PROPERTIES
+        ):
+            return FOUND, found.__get__(o, tp)
+        if _is_data_descriptor(found):
+            return COMPUTED, _describe_descriptor(found, owner, name)
+    if getter is _BROKEN_DICT:
+        return COMPUTED, f"{T}.__dict__ is computed by code: not evaluated"
+    if getter is not None:
+        d = getter(o)
+        if isinstance(d, dict):
+            v = _DGET(d, name, _MISSING)
+            if v is not _MISSING:
+                return FOUND, v
+    if found is not _MISSING:
+        if _has_get(found):
+            return COMPUTED, _describe_descriptor(found, owner, name)
+        return FOUND, found
+    if tp is not types.ModuleType and types.ModuleType in lay[1] and getter is not None:
+        return _module_attribute(o, name)
+    if _static(tp, "__getattr__") is not _MISSING:
+        return COMPUTED, (
+            f"a {T} has no attribute {name!r} in its __dict__ and {T} defines __getattr__: "
+            "not evaluated, it runs application code"
+        )
+    return ABSENT, f"a {T} has no attribute {name!r}{_attribute_hint(o, getter)}"
+
+
+def klass_owner(tp: type, name: str) -> type | None:
+    """The class of ``tp``'s MRO whose namespace defines ``name``."""
+    for klass in _MRO(tp):
+        if name in _TYPE_DICT(klass):
+            return klass
+    return None
+
+
+def klass_is_enum_base(descr: Any, name: str) -> bool:
+    """Is ``descr`` the ``name``/``value`` accessor defined by enum.Enum itself?"""
+    return _TYPE_DICT(enum.Enum).get(name, _MISSING) is descr
+
+
+def _attribute_hint(o: Any, getter: Any) -> str:
+    if getter is None or getter is _BROKEN_DICT:
+        return ""
+    d = getter(o)
+    if not isinstance(d, dict) or not d:
+        return ""
+    names = sorted(k for k in _DKEYS(d) if type(k) is str)[:12]
+    more = ", ..." if len(d) > len(names) else ""
+    return f"; it has: {', '.join(names)}{more}"
+
+
+def _module_attribute(m: Any, name: str) -> tuple[int, Any]:
+    ns = _MODULE_DICT(m)
+    if not isinstance(ns, dict):
+        return COMPUTED, "the module has no plain namespace: not evaluated"
+    v = _DGET(ns, name, _MISSING)
+    if v is not _MISSING:
+        return FOUND, v
+    mod = _DGET(ns, "__name__")
+    label = repr(mod) if type(mod) is str else "the module"
+    if "__getattr__" in ns:
+        return COMPUTED, (
+            f"module {label} has no {name!r} yet and defines __getattr__: not evaluated, "
+            "it runs application code"
+        )
+    return ABSENT, f"module {label} has no attribute {name!r}"
+
+
+def _class_attribute(cls: Any, name: str, lay: Layout) -> tuple[int, Any]:
+    """``cls.name`` for a class: the metaclass's data descriptors first, then
+    the class's own MRO, like ``type.__getattribute__``, without calling them."""
+    T = tname(cls)
+    meta = _MISSING
+    for klass in lay[1]:
+        ns = _TYPE_DICT(klass)
+        if name in ns:
+            meta = ns[name]
+            break
+    if meta is not _MISSING and _is_data_descriptor(meta):
+        return COMPUTED, _describe_descriptor(meta, tname(lay[0]), name)
+    for klass in _MRO(cls):
+        ns = _TYPE_DICT(klass)
+        if name in ns:
+            v = ns[name]
+            if _has_get(v):
+                return COMPUTED, _describe_descriptor(v, tname(klass), name)
+            return FOUND, v
+    if meta is not _MISSING:
+        if _has_get(meta):
+            return COMPUTED, _describe_descriptor(meta, tname(lay[0]), name)
+        return FOUND, meta
+    if _static(lay[0], "__getattr__") is not _MISSING:
+        return COMPUTED, (
+            f"class {T} has no attribute {name!r} and its metaclass defines __getattr__: "
+            "not evaluated"
+        )
+    return ABSENT, f"class {T} has no attribute {name!r}"
+
+
+def get_attribute(o: Any, name: str, where: str) -> Any:
+    """``o.name`` read statically; NotEvaluated or EvaluationFailure otherwise."""
+    status, value = lookup_attribute(o, name)
+    if status == FOUND:
+        return value
+    if status == ABSENT:
+        raise EvaluationFailure(f"{where}: {value}")
+    raise NotEvaluated(f"{where}: {value}")
+
+
+# -- truth ---------------------------------------------------------------------
+
+
+def truth(v: Any, where: str) -> bool:
+    """``bool(v)`` when no application ``__bool__``/``__len__`` is involved."""
+    if v is True:
+        return True
+    if v is False or v is None:
+        return False
+    tp = type(v)
+    if id(tp) in _SIMPLE_IDS:
+        return bool(v)
+    info = type_info(tp)
+    if info[2] & TRUTH:
+        refuse(tp, info, info[2] & TRUTH, where)
+    return bool(v)
+
+
+# -- operators -----------------------------------------------------------------
+
+
+def compare(opf: Callable[[Any, Any], Any], need: int, a: Any, b: Any, B: list[int], where: str) -> Any:
+    """``opf(a, b)`` for ==, !=, <, <=, >, >=. Elements are checked only when
+    both sides are containers: otherwise no element comparison can happen."""
+    ia, fa = check_value(a, need, where)
+    ib, fb = check_value(b, need, where)
+    flags = fa | fb
+    if ia[0] in _CONTAINER_KINDS and ib[0] in _CONTAINER_KINDS:
+        flags |= check_deep(a, need, B, where) | check_deep(b, need, B, where)
+    if flags:
+        with decimal.localcontext():
+            return opf(a, b)
+    return opf(a, b)
+
+
+def contains(x: Any, c: Any, B: list[int], where: str) -> bool:
+    """``x in c`` without calling application ``__contains__``/``__eq__``/``__hash__``."""
+    tc = type(c)
+    info = type_info(tc)
+    if info[2] & CONTAINER:
+        refuse(tc, info, info[2] & CONTAINER, where)
+    kind, base = info[0], info[1]
+    if type in _MRO(tc):
+        raise EvaluationFailure(f"{where}: `in` on a class is not evaluated")
+    flags = check_value(x, EQ | CONVERT, where)[1]
+    if base in _TEXT_BASES:
+        pass
+    elif base is range:
+        if type(x) is not int and type(x) is not bool:
+            # range.__contains__ compares element by element for non-ints.
+            _charge_len(B, c, where)
+            flags |= check_deep(x, EQ, B, where)
+    elif kind == K_MAP:
+        flags |= check_deep(x, EQ, B, where) | check_keys(c, B, where)
+    elif kind in _CONTAINER_KINDS:
+        charge(B, len(c) // SCAN_RATE, where)
+        flags |= check_deep(x, EQ, B, where) | check_deep(c, EQ, B, where)
+    if flags:
+        with decimal.localcontext():
+            return x in c
+    return x in c
+
+
+def _charge_len(B: list[int], c: Any, where: str) -> int:
+    try:
+        n = len(c)
+    except OverflowError:
+        too_big(where, "the container is too large to iterate")
+    charge(B, n, where)
+    return n
+
+
+def _index(v: Any, where: str) -> int:
+    """An int-like value as an int (bool and int subclasses without their own
+    conversions included)."""
+    tp = type(v)
+    if tp is int:
+        return v
+    info = type_info(tp)
+    if info[1] not in _INT_BASES:
+        raise EvaluationFailure(f"{where}: a {tname(tp)} is not an integer")
+    if info[2] & CONVERT:
+        refuse(tp, info, info[2] & CONVERT, where)
+    return operator.index(v)
+
+
+def _bits(v: Any) -> int:
+    return int.bit_length(v)
+
+
+def _int_guard(bits: int, where: str) -> None:
+    if bits > MAX_INT_BITS:
+        too_big(where, f"the result would have about {bits} bits (limit {MAX_INT_BITS})")
+
+
+def _size_guard(op: str, a: Any, b: Any, ia: Info, ib: Info, where: str) -> None:
+    ba, bb = ia[1], ib[1]
+    if op == "*":
+        if ba in _SEQ_LIMITS and bb in _INT_BASES:
+            n = len(a) * max(_index(b, where), 0)
+            if n > _SEQ_LIMITS[ba]:
+                too_big(where, f"the {tname(ba)} would have {n} elements")
+        elif bb in _SEQ_LIMITS and ba in _INT_BASES:
+            n = len(b) * max(_index(a, where), 0)
+            if n > _SEQ_LIMITS[bb]:
+                too_big(where, f"the {tname(bb)} would have {n} elements")
+        elif ba in _INT_BASES and bb in _INT_BASES:
+            _int_guard(_bits(a) + _bits(b), where)
+        elif ba is fractions.Fraction or bb is fractions.Fraction:
+            _int_guard(_fraction_bits(a) + _fraction_bits(b), where)
+    elif op == "+":
+        if ba in _SEQ_LIMITS and bb in _SEQ_LIMITS:
+            n = len(a) + len(b)
+            if n > _SEQ_LIMITS[ba]:
+                too_big(where, f"the {tname(ba)} would have {n} elements")
+    elif op == "**":
+        _pow_guard(a, b, ia, ib, where)
+    elif op == "<<" and ba in _INT_BASES and bb in _INT_BASES:
+        shift = _index(b, where)
+        if shift > 0:
+            _int_guard(_bits(a) + shift, where)
+
+
+def _fraction_bits(v: Any) -> int:
+    if type(v) is fractions.Fraction:
+        return max(_bits(v.numerator), _bits(v.denominator))
+    if type(v) is int or type(v) is bool:
+        return _bits(v)
+    return 64
+
+
+def _pow_guard(a: Any, b: Any, ia: Info, ib: Info, where: str) -> None:
+    ba, bb = ia[1], ib[1]
+    exponent: int | None = None
+    if bb in _INT_BASES:
+        exponent = _index(b, where)
+    elif bb is fractions.Fraction and b.denominator == 1:
+        exponent = b.numerator
+    if exponent is None:
+        return  # float, complex or Decimal exponents give bounded results
+    if ba in _INT_BASES:
+        if exponent > 0 and not -1 <= a <= 1:
+            _int_guard(_bits(a) * exponent, where)
+    elif ba is fractions.Fraction:
+        _int_guard(_fraction_bits(a) * abs(exponent), where)
+
+
+_ARITH_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "%": operator.mod,
+    "**": operator.pow,
+    "<<": operator.lshift,
+    ">>": operator.rshift,
+    "&": operator.and_,
+    "|": operator.or_,
+    "^": operator.xor,
+    "@": operator.matmul,
+}
+_SET_OPS: Final = frozenset({"|", "&", "^", "-"})
+
+
+def arithmetic(op: str, a: Any, b: Any, B: list[int], where: str) -> Any:
+    """``a <op> b`` for operands whose arithmetic is trusted, sizes checked first."""
+    ia, fa = check_value(a, ARITH | CONVERT, where)
+    ib, fb = check_value(b, ARITH | CONVERT, where)
+    flags = fa | fb
+    if op == "%" and ia[1] in _TEXT_BASES:
+        raise EvaluationFailure(f"{where}: %-formatting is not evaluated; use an f-string")
+    if op in ("*", "+", "**", "<<"):
+        _size_guard(op, a, b, ia, ib, where)
+    ka, kb = ia[0], ib[0]
+    if ia[1] is collections.Counter or ib[1] is collections.Counter:
+        flags |= check_deep(a, ALL, B, where) | check_deep(b, ALL, B, where)
+    elif op in _SET_OPS and (ka in _CONTAINER_KINDS or kb in _CONTAINER_KINDS):
+        flags |= check_deep(a, EQ, B, where) | check_deep(b, EQ, B, where)
+    elif op == "+" and ka in _CONTAINER_KINDS:
+        charge(B, (len(a) + len(b)) // SCAN_RATE if kb in _CONTAINER_KINDS else 0, where)
+    opf = _ARITH_OPS[op]
+    if flags:
+        with decimal.localcontext():
+            return opf(a, b)
+    return opf(a, b)
+
+
+def unary(op: str, v: Any, where: str) -> Any:
+    """``-v``, ``+v`` or ``~v`` for numbers with trusted arithmetic."""
+    info, flags = check_value(v, ARITH | CONVERT, where)
+    if op == "~" and info[1] is bool:
+        return -int(v) - 1  # ~True warns on 3.12+ (a warning hook is application code)
+    fn = operator.neg if op == "-" else operator.pos if op == "+" else operator.invert
+    if flags:
+        with decimal.localcontext():
+            return fn(v)
+    return fn(v)
+
+
+def subscript(c: Any, k: Any, B: list[int], where: str) -> Any:
+    """``c[k]`` for builtin sequences and mappings (never a ``__missing__`` factory)."""
+    tc = type(c)
+    info = type_info(tc)
+    kind, base = info[0], info[1]
+    if info[2] & CONTAINER:
+        refuse(tc, info, info[2] & CONTAINER, where)
+    if kind == K_MAP:
+        flags = check_deep(k, EQ, B, where) | check_keys(c, B, where)
+        if flags:
+            with decimal.localcontext():
+                v = _DGET(c, k, _MISSING)
+        else:
+            v = _DGET(c, k, _MISSING)
+        if v is _MISSING:
+            if base is collections.Counter:
+                return 0
+            raise EvaluationFailure(f"{where}: key {short_repr(k)} not found{_keys_hint(c)}")
+        return v
+    if type in _MRO(tc):
+        return _class_subscript(c, k, where)
+    if kind == K_SEQ or base in _TEXT_BASES or base is range:
+        tk = type(k)
+        if tk is slice:
+            _check_slice(k, where)
+            n = len(range(len(c))[k]) if base is not range else 0
+            charge(B, n // 64, where)
+        elif tk is not int and tk is not bool:
+            _index(k, where)
+        try:
+            return c[k]
+        except IndexError:
+            raise EvaluationFailure(
+                f"{where}: index {k} out of range for a {tname(tc)} of length {len(c)}"
+            ) from None
+    if kind in (K_OPAQUE, K_OBJECT, K_EXC, K_ENUM, K_ATOM, K_TZ, K_DECIMAL, K_SIMPLE):
+        raise EvaluationFailure(f"{where}: a {tname(tc)} is not subscriptable")
+    return c[k]  # sets and views: TypeError in C
+
+
+def _class_subscript(cls: Any, k: Any, where: str) -> Any:
+    if type(cls) is enum.EnumMeta and type(k) is str:
+        members = _TYPE_DICT(cls).get("_member_map_")
+        if type(members) is dict:
+            v = _DGET(members, k, _MISSING)
+            if v is not _MISSING:
+                return v
+            raise EvaluationFailure(f"{where}: {tname(cls)} has no member {k!r}")
+    raise EvaluationFailure(
+        f"{where}: subscripting a class is not evaluated (it could run __class_getitem__)"
+    )
+
+
+def _check_slice(s: slice, where: str) -> None:
+    for part in (s.start, s.stop, s.step):
+        if part is not None and type(part) is not int and type(part) is not bool:
+            _index(part, where)
+
+
+def make_slice(lo: Any, hi: Any, step: Any, where: str) -> slice:
+    """``slice(lo, hi, step)`` with int or None parts only."""
+    for part in (lo, hi, step):
+        if part is not None and type(part) is not int and type(part) is not bool:
+            _index(part, where)
+    return slice(lo, hi, step)
+
+
+def short_repr(v: Any) -> str:
+    """repr() of a scalar, truncated; a type name for anything else."""
+    if id(type(v)) in _SIMPLE_IDS:
+        if type(v) is int and _bits(v) > 256:
+            return f"<{_bits(v)}-bit int>"
+        text = repr(v)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return f"<{tname(type(v))}>"
+
+
+def _keys_hint(d: Any) -> str:
+    if len(d) > 2000:
+        return f" among {len(d)} keys"
+    keys = [k for k in _DKEYS(d) if type(k) is str or type(k) is int][:10]
+    if not keys:
+        return ""
+    more = ", ..." if len(d) > len(keys) else ""
+    return f"; keys: {', '.join(short_repr(k) for k in keys)}{more}"
+
+
+# -- text ----------------------------------------------------------------------
+
+
+def check_spec(spec: Any, where: str) -> str:
+    """A format spec with bounded width and precision (at most 4 digits each)."""
+    if type(spec) is not str:
+        raise EvaluationFailure(f"{where}: the format spec must be a str")
+    if len(spec) > 64:
+        too_big(where, "the format spec is longer than 64 characters")
+    run = 0
+    for ch in spec:
+        run = run + 1 if "0" <= ch <= "9" else 0
+        if run > 4:
+            too_big(where, "widths and precisions in format specs are limited to 9999")
+    return spec
+
+
+def format_value(v: Any, conversion: int, spec: str, B: list[int], where: str) -> str:
+    """An f-string field: ``format(v, spec)`` after an optional !s/!r/!a conversion."""
+    tp = type(v)
+    if tp is str and not spec and conversion < 0:
+        return v
+    if spec:
+        check_spec(spec, where)
+    flags = check_display(v, B, where)
+    if conversion == ord("s"):
+        v = str(v)
+    elif conversion == ord("r"):
+        v = repr(v)
+    elif conversion == ord("a"):
+        v = ascii(v)
+    if flags:
+        with decimal.localcontext():
+            return format(v, spec)
+    return format(v, spec)
+
+
+# -- builtin functions ---------------------------------------------------------
+
+Builtin = Callable[[tuple[Any, ...], dict[str, Any], list[int], str], Any]
+
+
+def _iterable(v: Any, need: int, B: list[int], where: str, fn: str) -> int:
+    """Check a value iterated by a builtin: a builtin container, str, bytes or
+    range; its elements checked for ``need`` and the iteration charged."""
+    tp = type(v)
+    info, flags = check_value(v, CONTAINER, where)
+    kind, base = info[0], info[1]
+    if kind in _CONTAINER_KINDS:
+        charge(B, len(v), where)
+        if need:
+            flags |= check_deep(v, need, B, where)
+        return flags
+    if base in _TEXT_BASES:
+        charge(B, len(v) // SCAN_RATE, where)
+        return flags
+    if base is range:
+        _charge_len(B, v, where)
+        return flags
+    if kind == K_OBJECT or info[2]:
+        raise NotEvaluated(
+            f"{where}: not evaluated, {fn}() iterates only builtin containers, str, bytes and "
+            f"range; iterating a {tname(tp)} runs application code"
+        )
+    raise EvaluationFailure(f"{where}: {fn}() needs a container, not a {tname(tp)}")
+
+
+def _len(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
+    (v,) = args
+    tp = type(v)
+    info = type_info(tp)
+    if info[2] & CONTAINER:
+        refuse(tp, info, info[2] & CONTAINER, where)
+    kind, base = info[0], info[1]
+    if kind in _CONTAINER_KINDS or base in _TEXT_BASES:
+        return len(v)
+    if base is range:
+        try:
+            return len(v)
+        except OverflowError:
+            raise EvaluationFailure(f"{where}: the range is too large for len()") from None
+    raise EvaluationFailure(f"{where}: a {tname(tp)} has no len()")
+
+
+def _text(conv: Callable[[Any], str]) -> Builtin:
+    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> str:
+        if not args:
+            return ""
+        v = args[0]
+        if conv is str and (len(args) > 1 or kw):
+            return _decode(v, args[1:], kw, where)
+        if check_display(v, B, where):
+            with decimal.localcontext():
+                return conv(v)
+        return conv(v)
+
+    return impl
+
+
+_CODECS: Final = frozenset(
+    {"utf-8", "utf8", "ascii", "latin-1", "latin1", "iso-8859-1", "utf-16", "utf-32"}
+)
+_ERRORS: Final = frozenset(
+    {"strict", "ignore", "replace", "backslashreplace", "surrogateescape", "xmlcharrefreplace"}
+)
+
+
+def _codec_args(args: tuple[Any, ...], kw: dict[str, Any], where: str) -> tuple[str, str]:
+    names = ("encoding", "errors")
+    values = dict(zip(names, args))
+    for key, value in kw.items():
+        if key not in names:
+            raise EvaluationFailure(f"{where}: unexpected keyword argument {key!r}")
+        values[key] = value
+    encoding = values.get("encoding", "utf-8")
+    errors = values.get("errors", "strict")
+    if type(encoding) is not str or encoding.lower().replace("_", "-") not in _CODECS:
+        raise EvaluationFailure(
+            f"{where}: encoding must be one of {', '.join(sorted(_CODECS))} "
+            "(other codecs are looked up in a registry the application can extend)"
+        )
+    if type(errors) is not str or errors not in _ERRORS:
+        raise EvaluationFailure(f"{where}: errors must be one of {', '.join(sorted(_ERRORS))}")
+    return encoding, errors
+
+
+def _decode(v: Any, args: tuple[Any, ...], kw: dict[str, Any], where: str) -> str:
+    if type(v) not in (bytes, bytearray):
+        raise EvaluationFailure(f"{where}: str() with an encoding needs bytes")
+    encoding, errors = _codec_args(args, kw, where)
+    return str(v, encoding, errors)
+
+
+def _int(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
+    if not args:
+        return 0
+    v = args[0]
+    base = kw.get("base", args[1] if len(args) > 1 else None)
+    info, flags = check_value(v, CONVERT, where)
+    b = info[1]
+    if b in _TEXT_BASES:
+        if len(v) > MAX_PARSE:
+            too_big(where, f"parsing {len(v)} characters as an int is too costly")
+        return int(v) if base is None else int(v, _index(base, where))
+    if base is not None:
+        raise EvaluationFailure(f"{where}: int() can't convert non-string with explicit base")
+    if b is decimal.Decimal:
+        with decimal.localcontext():
+            if v.is_finite() and v.adjusted() > MAX_INT_TEXT_BITS // 3:
+                too_big(where, "the Decimal is too large to convert to an int")
+            return int(v)
+    if b in _INT_BASES or b is float or b is fractions.Fraction:
+        return int(v)
+    raise EvaluationFailure(f"{where}: int() of a {tname(type(v))} is not supported")
+
+
+def _float(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> float:
+    if not args:
+        return 0.0
+    (v,) = args
+    info, flags = check_value(v, CONVERT, where)
+    b = info[1]
+    if b in _TEXT_BASES and len(v) > MAX_PARSE:
+        too_big(where, f"parsing {len(v)} characters as a float is too costly")
+    if b in _TEXT_BASES or b in _INT_BASES or b is float or b is fractions.Fraction:
+        return float(v)
+    if b is decimal.Decimal:
+        with decimal.localcontext():
+            return float(v)
+    raise EvaluationFailure(f"{where}: float() of a {tname(type(v))} is not supported")
+
+
+def _bool(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
+    return truth(args[0], where) if args else False
+
+
+def _number(v: Any, where: str, fn: str, extra: tuple[type, ...] = ()) -> int:
+    info, flags = check_value(v, ARITH | CONVERT, where)
+    b = info[1]
+    if not (
+        b in _INT_BASES
+        or b in (float, complex, decimal.Decimal, fractions.Fraction)
+        or b in extra
+    ):
+        raise EvaluationFailure(f"{where}: {fn}() needs a number, not a {tname(type(v))}")
+    return flags
+
+
+def _abs(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    (v,) = args
+    if _number(v, where, "abs", (_dt.timedelta,)):
+        with decimal.localcontext():
+            return abs(v)
+    return abs(v)
+
+
+def _round(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    v = args[0]
+    nd = kw.get("ndigits", args[1] if len(args) > 1 else None)
+    flags = _number(v, where, "round")
+    if type(v) is complex:
+        raise EvaluationFailure(f"{where}: round() of a complex is not defined")
+    if nd is None:
+        if type(v) is float and (v != v or v in (float("inf"), float("-inf"))):
+            raise EvaluationFailure(f"{where}: cannot round {v!r} to an int")
+        if flags:
+            with decimal.localcontext():
+                return round(v)
+        return round(v)
+    n = _index(nd, where)
+    if abs(n) > MAX_NDIGITS:
+        too_big(where, f"round() to {n} digits is limited to +-{MAX_NDIGITS}")
+    if flags:
+        with decimal.localcontext():
+            return round(v, n)
+    return round(v, n)
+
+
+def _elements(args: tuple[Any, ...], need: int, B: list[int], where: str, fn: str) -> Any:
+    if len(args) == 1:
+        it = args[0]
+        flags = _iterable(it, need, B, where, fn)
+    else:
+        it = args
+        charge(B, len(args), where)
+        flags = check_deep(args, need, B, where)
+    return it, flags
+
+
+def _minmax(fn: Callable[..., Any], label: str) -> Builtin:
+    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+        it, flags = _elements(args, EQ | ORDER, B, where, label)
+        if "default" in kw and len(args) > 1:
+            raise EvaluationFailure(f"{where}: {label}() takes default= with one iterable only")
+        if flags:
+            with decimal.localcontext():
+                return fn(it, **kw)
+        return fn(it, **kw)
+
+    return impl
+
+
+_SUM_IDS: Final = frozenset(map(id, (int, bool, float, complex)))
+_SUMMABLE: Final = (decimal.Decimal, fractions.Fraction, _dt.timedelta)
+
+
+def _sum(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    it = args[0]
+    start = kw.get("start", args[1] if len(args) > 1 else 0)
+    flags = _iterable(it, 0, B, where, "sum")
+    flags |= _number(start, where, "sum", _SUMMABLE)
+    elements = _DVALUES(it) if False else it  # sum() iterates keys of a dict, like Python
+    if not set(map(id, map(type, elements))) <= _SUM_IDS:
+        for e in elements:
+            flags |= _number(e, where, "sum", _SUMMABLE)
+    if flags:
+        with decimal.localcontext():
+            return sum(it, start)
+    return sum(it, start)
+
+
+def _sorted(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> list[Any]:
+    (it,) = args
+    flags = _iterable(it, EQ | ORDER, B, where, "sorted")
+    reverse = kw.get("reverse", False)
+    if type(reverse) is not bool and type(reverse) is not int:
+        raise EvaluationFailure(f"{where}: sorted(reverse=) takes a bool")
+    charge(B, _size(it), where)  # the sort itself
+    if flags:
+        with decimal.localcontext():
+            return sorted(it, reverse=reverse)
+    return sorted(it, reverse=reverse)
+
+
+def _size(it: Any) -> int:
+    try:
+        return len(it)
+    except (TypeError, OverflowError):
+        return MAX_ITEMS
+
+
+def _truths(fn: Callable[[Any], bool], label: str) -> Builtin:
+    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
+        (it,) = args
+        _iterable(it, 0, B, where, label)
+        info = type_info(type(it))
+        if info[0] in _CONTAINER_KINDS:
+            elements = _DKEYS(it) if info[0] == K_MAP else it
+            if not set(map(id, map(type, elements))) <= _SIMPLE_IDS:
+                for e in elements:
+                    tp = type(e)
+                    if id(tp) not in _SIMPLE_IDS:
+                        ie = type_info(tp)
+                        if ie[2] & TRUTH:
+                            refuse(tp, ie, ie[2] & TRUTH, where)
+        return fn(it)
+
+    return impl
+
+
+def _classes(classinfo: Any, where: str) -> list[type]:
+    out: list[type] = []
+    stack = [classinfo]
+    while stack:
+        c = stack.pop()
+        tc = type(c)
+        if tc is tuple:
+            stack.extend(c)
+        elif tc is types.UnionType:
+            stack.extend(c.__args__)
+        elif type in _MRO(tc):
+            out.append(c)
+        else:
+            raise EvaluationFailure(
+                f"{where}: isinstance() takes a class, a tuple of classes or an X | Y union, "
+                f"not a {tname(tc)}"
+            )
+        if len(out) > 64:
+            too_big(where, "isinstance() with more than 64 classes")
+    return out
+
+
+def _abc_table() -> dict[tuple[int, int], bool]:
+    """isinstance answers for the builtin value types against the standard
+    abstract classes, computed once at import: at evaluation time an ABC's
+    checks could reach application hooks (``__subclasshook__``, register())."""
+    table = {}
+    abcs = [getattr(collections.abc, n) for n in collections.abc.__all__]
+    abcs += [numbers.Number, numbers.Complex, numbers.Real, numbers.Rational, numbers.Integral]
+    for key, info in _TRUSTED.items():
+        if info[0] in (K_OPAQUE, K_OBJECT, K_EXC, K_ENUM):
+            continue
+        for a in abcs:
+            if isinstance(a, type):
+                table[(key, id(a))] = issubclass(info[1], a)
+    return table
+
+
+_ABCS: Final = _abc_table()
+
+
+def _isinstance(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
+    v, classinfo = args
+    tp = type(v)
+    mro = _MRO(tp)
+    for cls in _classes(classinfo, where):
+        if cls in mro:
+            return True
+        meta = type(cls)
+        if meta is type or meta is enum.EnumMeta:
+            continue
+        known = _ABCS.get((id(tp), id(cls)))
+        if known is not None:
+            if known:
+                return True
+            continue
+        hook = _static(meta, "__instancecheck__")
+        if hook is not _MISSING and hook is not type.__dict__["__instancecheck__"]:
+            raise NotEvaluated(
+                f"{where}: not evaluated, {tname(cls)} decides isinstance() with code "
+                f"({tname(meta)}.__instancecheck__), and a {tname(tp)} does not inherit from it"
+            )
+    return False
+
+
+def _type(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> type:
+    return type(args[0])
+
+
+def _hasattr(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
+    o, name = args
+    if type(name) is not str:
+        raise EvaluationFailure(f"{where}: hasattr() needs a str name")
+    if name[:2] == "__" and name[-2:] == "__":
+        raise EvaluationFailure(f"{where}: hasattr() of dunder names is not evaluated")
+    status, value = lookup_attribute(o, name)
+    if status == FOUND:
+        return True
+    if status == ABSENT:
+        return False
+    if value.split(" is a ")[-1].startswith("method"):
+        return True
+    raise NotEvaluated(f"{where}: {value}")
+
+
+def _divmod(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    a, b = args
+    flags = _number(a, where, "divmod", (_dt.timedelta,)) | _number(
+        b, where, "divmod", (_dt.timedelta,)
+    )
+    if flags:
+        with decimal.localcontext():
+            return divmod(a, b)
+    return divmod(a, b)
+
+
+def _pow(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    if len(args) == 2:
+        return arithmetic("**", args[0], args[1], B, where)
+    a, b, m = (_index(x, where) for x in args)
+    if max(_bits(b), _bits(m)) > 16_384:
+        too_big(where, "pow() with a modulus is limited to 16384-bit exponents and moduli")
+    return pow(a, b, m)
+
+
+def _radix(fn: Callable[[int], str]) -> Builtin:
+    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> str:
+        n = _index(args[0], where)
+        _int_guard(_bits(n), where)
+        return fn(n)
+
+    return impl
+
+
+def _chr(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> str:
+    return chr(_index(args[0], where))
+
+
+def _ord(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
+    (c,) = args
+    if type(c) not in (str, bytes, bytearray):
+        raise EvaluationFailure(f"{where}: ord() needs a str or bytes of length 1")
+    return ord(c)
+
+
+def _collection(fn: Callable[..., Any], need: int) -> Builtin:
+    label = fn.__name__
+
+    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+        if not args:
+            return fn()
+        (it,) = args
+        flags = _iterable(it, need, B, where, label)
+        if type(it) is range and len(it) > MAX_ITEMS:
+            too_big(where, f"the {label} would have {len(it)} elements")
+        if flags:
+            with decimal.localcontext():
+                return fn(it)
+        return fn(it)
+
+    return impl
+
+
+def _range(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> range:
+    return range(*(_index(a, where) for a in args))
+
+
+def _callable(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
+    return callable(args[0])  # reads the type's call slot only
+
+
+def _hash(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
+    (v,) = args
+    check_deep(v, EQ, B, where)
+    return hash(v)
+
+
+def _id(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
+    return id(args[0])
+
+
+#: Builtin functions an expression may call: name -> (implementation,
+#: min args, max args, keywords).
+BUILTINS: dict[str, tuple[Builtin, int, int, frozenset[str]]] = {
+    "len": (_len, 1, 1, frozenset()),
+    "str": (_text(str), 0, 3, frozenset({"encoding", "errors"})),
+    "repr": (_text(repr), 1, 1, frozenset()),
+    "ascii": (_text(ascii), 1, 1, frozenset()),
+    "int": (_int, 0, 2, frozenset({"base"})),
+    "float": (_float, 0, 1, frozenset()),
+    "bool": (_bool, 0, 1, frozenset()),
+    "abs": (_abs, 1, 1, frozenset()),
+    "round": (_round, 1, 2, frozenset({"ndigits"})),
+    "min": (_minmax(min, "min"), 1, 64, frozenset({"default"})),
+    "max": (_minmax(max, "max"), 1, 64, frozenset({"default"})),
+    "sum": (_sum, 1, 2, frozenset({"start"})),
+    "sorted": (_sorted, 1, 1, frozenset({"reverse"})),
+    "any": (_truths(any, "any"), 1, 1, frozenset()),
+    "all": (_truths(all, "all"), 1, 1, frozenset()),
+    "isinstance": (_isinstance, 2, 2, frozenset()),
+    "type": (_type, 1, 1, frozenset()),
+    "hasattr": (_hasattr, 2, 2, frozenset()),
+    "divmod": (_divmod, 2, 2, frozenset()),
+    "pow": (_pow, 2, 3, frozenset()),
+    "hex": (_radix(hex), 1, 1, frozenset()),
+    "oct": (_radix(oct), 1, 1, frozenset()),
+    "bin": (_radix(bin), 1, 1, frozenset()),
+    "chr": (_chr, 1, 1, frozenset()),
+    "ord": (_ord, 1, 1, frozenset()),
+    "list": (_collection(list, 0), 0, 1, frozenset()),
+    "tuple": (_collection(tuple, 0), 0, 1, frozenset()),
+    "set": (_collection(set, EQ), 0, 1, frozenset()),
+    "frozenset": (_collection(frozenset, EQ), 0, 1, frozenset()),
+    "range": (_range, 1, 3, frozenset()),
+    "callable": (_callable, 1, 1, frozenset()),
+    "hash": (_hash, 1, 1, frozenset()),
+    "id": (_id, 1, 1, frozenset()),
+}
+
+#: Builtin names an expression may read as values (isinstance(x, int)...).
+BUILTIN_VALUES: dict[str, Any] = {name: getattr(builtins, name) for name in BUILTINS}
+BUILTIN_VALUES.update(
+    {
+        name: getattr(builtins, name)
+        for name in (
+            "bytes bytearray complex dict object slice Ellipsis NotImplemented".split()
+        )
+    }
+)
+BUILTIN_VALUES.update({tname(e): e for e in _EXCEPTIONS})
+
+# -- methods of builtin types ---------------------------------------------------
+
+Method = Callable[[Any, tuple[Any, ...], dict[str, Any], list[int], str], Any]
+
+
+def _check_args(args: tuple[Any, ...], kw: dict[str, Any], where: str, label: str) -> None:
+    for a in (*args, *kw.values()):
+        if id(type(a)) in _ARG_IDS:
+            continue
+        if type(a) is tuple and len(a) <= 64 and all(id(type(x)) in _ARG_IDS for x in a):
+            continue
+        raise EvaluationFailure(
+            f"{where}: arguments of {label}() must be str, bytes, int, float, bool, None "
+            f"or tuples of them, not a {tname(type(a))}"
+        )
+
+
+def _plain_method(owner: type, name: str, cost: int = 0) -> Method:
+    """A pure method of a builtin type, called with scalar arguments only;
+    ``cost``: one budget step per that many elements of the receiver."""
+    fn = _TYPE_DICT(owner)[name]
+    label = f"{tname(owner)}.{name}"
+
+    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+        if args or kw:
+            _check_args(args, kw, where, label)
+        if cost:
+            charge(B, len(recv) // cost, where)
+        return fn(recv, *args, **kw)
+
+    return impl
+
+
+def _sized_text_method(owner: type, name: str) -> Method:
+    """center/ljust/rjust/zfill/expandtabs/replace: the result size is checked."""
+    fn = _TYPE_DICT(owner)[name]
+    label = f"{tname(owner)}.{name}"
+
+    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+        _check_args(args, kw, where, label)
+        n = len(recv)
+        if name == "replace":
+            if len(args) < 2:
+                return fn(recv, *args, **kw)
+            old, new = args[0], args[1]
+            count = args[2] if len(args) > 2 else kw.get("count", -1)
+            grow = len(new) - len(old)
+            if grow > 0:
+                hits = n // max(len(old), 1) + 1
+                if type(count) is int and count >= 0:
+                    hits = min(hits, count)
+                n += hits * grow
+        elif name == "expandtabs":
+            size = args[0] if args else kw.get("tabsize", 8)
+            if type(size) is int:
+                n += recv.count("\t" if owner is str else b"\t") * max(size, 0)
+        elif args and type(args[0]) is int:
+            n = max(n, args[0])
+        if n > MAX_TEXT:
+            too_big(where, f"the result would have {n} characters")
+        charge(B, n // 128, where)
+        return fn(recv, *args, **kw)
+
+    return impl
+
+
+def _join_method(owner: type) -> Method:
+    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+        if len(args) != 1 or kw:
+            raise EvaluationFailure(f"{where}: join() takes one iterable")
+        (it,) = args
+        _iterable(it, 0, B, where, "join")
+        elements = _DKEYS(it) if type_info(type(it))[0] == K_MAP else it
+        want = (str,) if owner is str else (bytes, bytearray)
+        total = 0
+        count = 0
+        for e in elements:
+            if type(e) not in want:
+                raise EvaluationFailure(
+                    f"{where}: join() takes {tname(want[0])} elements only, got a {tname(type(e))}"
+                )
+            total += len(e)
+            count += 1
+        total += len(recv) * max(count - 1, 0)
+        if total > MAX_TEXT:
+            too_big(where, f"the result would have {total} characters")
+        return recv.join(it)
+
+    return impl
+
+
+def _codec_method(owner: type, name: str) -> Method:
+    fn = _TYPE_DICT(owner)[name]
+
+    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+        encoding, errors = _codec_args(args, kw, where)
+        charge(B, len(recv) // 128, where)
+        return fn(recv, encoding, errors)
+
+    return impl
+
+
+def _search_method(owner: type, name: str) -> Method:
+    """list/tuple/deque index and count: elements are compared with ``==``."""
+    fn = _TYPE_DICT(owner)[name]
+
+    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+        if not args or kw:
+            raise EvaluationFailure(f"{where}: {name}() takes a value (and start, stop)")
+        for extra in args[1:]:
+            _index(extra, where)
+        flags = check_deep(args[0], EQ, B, where) | check_deep(recv, EQ, B, where)
+        charge(B, len(recv), where)
+        if flags:
+            with decimal.localcontext():
+                return fn(recv, *args)
+        return fn(recv, *args)
+
+    return impl
+
+
+def _dict_get(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    if not 1 <= len(args) <= 2 or kw:
+        raise EvaluationFailure(f"{where}: get() takes a key and an optional default")
+    key = args[0]
+    flags = check_deep(key, EQ, B, where) | check_keys(recv, B, where)
+    if flags:
+        with decimal.localcontext():
+            return _DGET(recv, *args)
+    return _DGET(recv, *args)
+
+
+def _dict_view(name: str) -> Method:
+    fn = _TYPE_DICT(dict)[name]
+
+    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+        if args or kw:
+            raise EvaluationFailure(f"{where}: {name}() takes no arguments")
+        return fn(recv)
+
+    return impl
+
+
+def _set_method(owner: type, name: str) -> Method:
+    fn = _TYPE_DICT(owner)[name]
+
+    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+        if kw or len(args) > 16:
+            raise EvaluationFailure(f"{where}: {name}() takes containers only")
+        flags = check_deep(recv, EQ, B, where)
+        for other in args:
+            flags |= _iterable(other, EQ, B, where, name)
+        if flags:
+            with decimal.localcontext():
+                return fn(recv, *args)
+        return fn(recv, *args)
+
+    return impl
+
+
+def _tz_method(owner: type, name: str) -> Method:
+    """datetime/time methods: the tzinfo must be trusted (the receiver is
+    checked by the caller); strftime formats cannot ask for huge widths."""
+    plain = _plain_method(owner, name)
+
+    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+        if name == "strftime" and args and type(args[0]) is str:
+            fmt = args[0]
+            if len(fmt) > 256 or any(
+                fmt[i] == "%" and fmt[i + 1 : i + 2].lstrip("-_0^#")[:1].isdigit()
+                for i in range(len(fmt) - 1)
+            ):
+                raise EvaluationFailure(f"{where}: strftime() formats without widths only")
+        return plain(recv, args, kw, B, where)
+
+    return impl
+
+
+_STR_PLAIN = (
+    "startswith endswith upper lower strip lstrip rstrip split rsplit splitlines partition "
+    "rpartition find rfind index rindex count casefold title capitalize swapcase isdigit "
+    "isalpha isalnum isspace islower isupper isdecimal isnumeric isidentifier isascii istitle "
+    "isprintable removeprefix removesuffix"
+).split()
+_BYTES_PLAIN = (
+    "startswith endswith upper lower strip lstrip rstrip split rsplit splitlines partition "
+    "rpartition find rfind index rindex count title capitalize swapcase isdigit isalpha isalnum "
+    "isspace islower isupper isascii istitle removeprefix removesuffix hex"
+).split()
+_SIZED = "center ljust rjust zfill expandtabs replace".split()
+
+
+def _methods() -> dict[type, dict[str, Method]]:
+    table: dict[type, dict[str, Method]] = {}
+    s = table[str] = {n: _plain_method(str, n, 128) for n in _STR_PLAIN}
+    s.update({n: _sized_text_method(str, n) for n in _SIZED})
+    s["join"] = _join_method(str)
+    s["encode"] = _codec_method(str, "encode")
+    for owner in (bytes, bytearray):
+        m = table[owner] = {n: _plain_method(owner, n, 128) for n in _BYTES_PLAIN}
+        m.update({n: _sized_text_method(owner, n) for n in _SIZED})
+        m["join"] = _join_method(owner)
+        m["decode"] = _codec_method(owner, "decode")
+    views = {n: _dict_view(n) for n in ("keys", "values", "items")}
+    for owner in (dict, collections.OrderedDict, collections.defaultdict, collections.Counter):
+        table[owner] = {"get": _dict_get, **views}
+    for owner in (list, tuple, collections.deque):
+        table[owner] = {n: _search_method(owner, n) for n in ("index", "count")}
+    for owner in (set, frozenset):
+        table[owner] = {
+            n: _set_method(owner, n)
+            for n in (
+                "issubset issuperset isdisjoint union intersection difference "
+                "symmetric_difference"
+            ).split()
+        }
+    for owner in {type({}.keys()), type({}.items()), type(_od.keys()), type(_od.items())}:
+        table[owner] = {"isdisjoint": _set_method(owner, "isdisjoint")}
+    ints = ["bit_length", "bit_count", "conjugate", "as_integer_ratio", "is_integer"]
+    for owner in (int, bool):
+        table[owner] = {n: _plain_method(int, n) for n in ints if n in _TYPE_DICT(int)}
+    table[float] = {
+        n: _plain_method(float, n) for n in ("is_integer", "hex", "as_integer_ratio", "conjugate")
+    }
+    table[complex] = {"conjugate": _plain_method(complex, "conjugate")}
+    table[range] = {n: _search_method(range, n) for n in ("index", "count")}
+    date_names = "isoformat weekday isoweekday isocalendar strftime toordinal ctime".split()
+    table[_dt.date] = {n: _tz_method(_dt.date, n) for n in date_names}
+    table[_dt.datetime] = {
+        n: _tz_method(_dt.datetime, n)
+        for n in [*date_names, "date", "time", "timetz", "timestamp", "utcoffset", "tzname", "dst"]
+    }
+    table[_dt.time] = {
+        n: _tz_method(_dt.time, n) for n in ("isoformat", "strftime", "utcoffset", "tzname", "dst")
+    }
+    table[_dt.timedelta] = {"total_seconds": _plain_method(_dt.timedelta, "total_seconds")}
+    table[decimal.Decimal] = {
+        n: _plain_method(decimal.Decimal, n)
+        for n in (
+            "is_nan is_finite is_infinite is_zero is_signed adjusted as_integer_ratio "
+            "conjugate"
+        ).split()
+    }
+    table[fractions.Fraction] = {
+        n: _plain_method(fractions.Fraction, n)
+        for n in ("as_integer_ratio", "limit_denominator", "is_integer")
+        if n in _TYPE_DICT(fractions.Fraction)
+    }
+    return table
+
+
+METHODS: Final = _methods()
+#: Every method name an expression may call (on values of the right type).
+METHOD_NAMES: Final = frozenset(name for names in METHODS.values() for name in names)
+
+
+def call_method(
+    recv: Any, name: str, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str
+) -> Any:
+    """``recv.name(*args, **kw)`` for the allowed methods of builtin types."""
+    tp = type(recv)
+    info = type_info(tp)
+    kind, base = info[0], info[1]
+    table = METHODS.get(base)
+    impl = table.get(name) if table is not None else None
+    if impl is None or info[2] == ALL:
+        if table is None or info[2] == ALL:
+            what = f"{tname(tp)}.{name}()"
+            if types.ModuleType in _MRO(tp) or type in _MRO(tp):
+                what = f"{name}() of {short_label(recv)}"
+            raise NotEvaluated(
+                f"{where}: not evaluated, {what} is application code; calls are limited to "
+                "builtin functions and methods of builtin types"
+            )
+        raise EvaluationFailure(
+            f"{where}: {tname(tp)} has no allowed method {name}(); allowed: "
+            f"{', '.join(sorted(table))}"
+        )
+    if kind == K_TZ:
+        _check_tz(recv, base, where)
+    if kind == K_DECIMAL:
+        with decimal.localcontext():
+            return impl(recv, args, kw, B, where)
+    return impl(recv, args, kw, B, where)
+
+
+def short_label(v: Any) -> str:
+    """A module or class described by its name, read statically."""
+    if isinstance(v, types.ModuleType):
+        name = _DGET(_MODULE_DICT(v), "__name__")
+        return f"module {name}" if type(name) is str else "a module"
+    if type in _MRO(type(v)):
+        return f"class {tname(v)}"
+    return f"a {tname(type(v))}"
