@@ -13,7 +13,8 @@ python_for = $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(1).*/bin
 
 .PHONY: test lint demo bench venvs clean $(addprefix test-,$(PY_VERSIONS))
 
-test: lint $(addprefix test-,$(PY_VERSIONS))
+# The demo is part of the test run: it is the product's main job.
+test: lint $(addprefix test-,$(PY_VERSIONS)) demo
 
 lint: $(VENVS)/$(LINT_PY)/.ready
 	$(VENVS)/$(LINT_PY)/bin/ruff check .
