@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
     args = parser.parse_args()
     number, repeat = (2_000, 3) if args.quick else (50_000, 7)
-    engine = Engine(max_events=1_000_000, max_events_per_second=10**9)
+    engine = Engine(max_events=1_000_000, max_events_per_second=10**9, cpu_budget=1.0)
     where = f"bench_target.py:{line_of(t.carrier)}"
     order = t.Order("u42", "ACME")
     results: dict[str, float] = {}

@@ -66,7 +66,7 @@ def test_hooks_never_raise_into_the_host(engine, monkeypatch):
 
     from runtime_agent import template
 
-    monkeypatch.setattr(template.Template, "render", broken)
+    monkeypatch.setattr(template.Template, "capture", broken)
     assert shapes.plain(2, 3) == 7
     now = engine.status(status.id)
     assert now.state == "error"

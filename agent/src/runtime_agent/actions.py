@@ -321,17 +321,18 @@ class LogAction(Action):
             return
         if f_locals is None:
             f_locals = frame.f_locals
-        message = self.template.render(f_locals, frame.f_globals)
+        pending = self.template.capture(f_locals, frame.f_globals)
         if self.output != "events":
-            DYNAMIC_LOGGER.info(message, extra={"runtime_agent_action": self.id})
+            DYNAMIC_LOGGER.info(pending.text(), extra={"runtime_agent_action": self.id})
         if self.output != "app":
             code = frame.f_code
+            # The text is finished when the event is drained (events.Outbox).
             self.host.emit(
                 {
                     "type": "log",
                     "action": self.id,
                     "ts": time.time(),
-                    "message": message,
+                    "message": pending,
                     "file": code.co_filename,
                     "line": frame.f_lineno,
                     "function": code.co_name,

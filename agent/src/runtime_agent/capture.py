@@ -162,6 +162,56 @@ def _mangle(klass: type, name: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """How to read a class's instances without running their code (cached per class)."""
+
+    name: str
+    dict_slot: Any  # the C getset for __dict__, or None
+    slots: tuple[tuple[str, Any], ...]  # (name, member descriptor)
+    order: dict[str, int]  # dataclass field order, or empty
+
+
+_LAYOUTS: dict[type, _Layout] = {}
+_MAX_LAYOUTS = 4096
+
+
+def layout(cls: type) -> _Layout:
+    """The cached layout of a class.
+
+    Caching is safe even if the class changes later: the descriptors kept are
+    the C slots found when it was first seen, which run no user code.
+    """
+    known = _LAYOUTS.get(cls)
+    if known is not None:
+        return known
+    slot = static_lookup(cls, "__dict__")
+    dict_slot = slot if type(slot) is types.GetSetDescriptorType else None
+    slots: list[tuple[str, Any]] = []
+    seen: set[str] = set()
+    for klass in type.__dict__["__mro__"].__get__(cls):
+        ns = class_dict(klass)
+        names = ns.get("__slots__")
+        if isinstance(names, str):
+            names = (names,)
+        if not isinstance(names, (tuple, list)):
+            continue
+        for name in names:
+            if not isinstance(name, str) or name in seen or name in ("__dict__", "__weakref__"):
+                continue
+            seen.add(name)
+            member = ns.get(_mangle(klass, name))
+            if type(member) is types.MemberDescriptorType:
+                slots.append((name, member))
+    fields = static_lookup(cls, "__dataclass_fields__")
+    order = {str(n): i for i, n in enumerate(fields)} if type(fields) is dict else {}
+    result = _Layout(type_name(cls), dict_slot, tuple(slots), order)
+    if len(_LAYOUTS) >= _MAX_LAYOUTS:
+        _LAYOUTS.clear()
+    _LAYOUTS[cls] = result
+    return result
+
+
 class _Walker:
     def __init__(self, limits: CaptureLimits, redactor: Redactor, budget: CaptureBudget) -> None:
         self.limits = limits
@@ -171,18 +221,31 @@ class _Walker:
 
     def value(self, value: Any, depth: int) -> dict[str, Any]:
         kind = type(value)
-        if value is None or kind is bool:
-            return {"type": "NoneType" if value is None else "bool", "value": value}
-        if not self.budget.spend(24):
+        # The common scalars first, with the budget arithmetic inlined: this
+        # runs for every captured value on the host's thread.
+        if kind is str:
+            return self._str(value)
+        budget = self.budget
+        budget.left -= 24
+        if budget.left < 0:
             return {"type": _name(kind), "notCaptured": "snapshot size limit"}
         if kind is int:
+            if -_BIG_INT < value < _BIG_INT:
+                return {"type": "int", "value": value}
             return self._int(value)
+        if value is None:
+            return {"type": "NoneType", "value": None}
+        if kind is bool:
+            return {"type": "bool", "value": value}
         if kind is float:
             if math.isfinite(value):
                 return {"type": "float", "value": value}
             return {"type": "float", "value": str(value)}
-        if kind is str:
-            return self._str(value)
+        exact = _EXACT_CONTAINERS.get(kind)
+        if exact is not None:  # a builtin container, not a subclass: no checks needed
+            if depth >= self.limits.max_depth:
+                return {"type": kind.__name__, "notCaptured": "depth limit"}
+            return self._enter(value, kind, depth, exact)
         if kind in (bytes, bytearray, memoryview):
             return self._bytes(value, kind)
         if kind in _TEXT_TYPES:
@@ -202,11 +265,18 @@ class _Walker:
             return {"type": "module", "value": str(namespace.get("__name__", "?"))}
         if depth >= self.limits.max_depth:
             return {"type": _name(kind), "notCaptured": "depth limit"}
+        return self._enter(value, kind, depth, None)
+
+    def _enter(self, value: Any, kind: type, depth: int, base: type | None) -> dict[str, Any]:
         ident = id(value)
         if ident in self.path:
             return {"type": _name(kind), "ref": "cycle"}
         self.path.add(ident)
         try:
+            if base is dict:
+                return self._dict(value, kind, depth)
+            if base is not None:
+                return self._sequence(value, kind, base, depth)
             return self._compound(value, kind, depth)
         finally:
             self.path.discard(ident)
@@ -236,7 +306,10 @@ class _Walker:
         limit = self.limits.max_string
         text = value if len(value) <= limit else value[:limit]
         text = self.redactor.mask_text(text)
-        self.budget.spend(len(text))
+        budget = self.budget
+        budget.left -= 24 + len(text)
+        if budget.left < 0:
+            return {"type": "str", "notCaptured": "snapshot size limit", "size": len(value)}
         out: dict[str, Any] = {"type": "str", "value": text}
         if len(value) > limit:
             out.update(truncated=True, size=len(value))
@@ -305,7 +378,12 @@ class _Walker:
                 break
             pairs.append((key, item))
         out: dict[str, Any] = {"type": _name(kind), "size": size}
-        if all(type(k) is str for k, _ in pairs):
+        string_keys = True
+        for k, _ in pairs:
+            if type(k) is not str:
+                string_keys = False
+                break
+        if string_keys:
             out["fields"] = {k: self._field(k, v, depth) for k, v in pairs}
         else:
             out["entries"] = [
@@ -323,26 +401,35 @@ class _Walker:
         return self.value(value, depth + 1)
 
     def _object(self, value: Any, kind: type, depth: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": type_name(kind)}
+        out: dict[str, Any] = {"type": layout(kind).name}
         if not self._add_fields(out, value, depth):
             out["id"] = hex(id(value))
         return out
 
     def _add_fields(self, out: dict[str, Any], value: Any, depth: int, key: str = "fields") -> bool:
+        shape = layout(type(value))
         members: list[tuple[str, Any]] = []
-        namespace = instance_dict(value)
-        if namespace is not None:
-            members.extend(dict.items(namespace))
-        members.extend(slot_values(value))
+        if shape.dict_slot is not None:
+            try:
+                namespace = shape.dict_slot.__get__(value)
+            except (AttributeError, TypeError):
+                namespace = None
+            if type(namespace) is dict:
+                members.extend(dict.items(namespace))
+        for name, member in shape.slots:
+            try:
+                members.append((name, member.__get__(value)))
+            except AttributeError:
+                continue  # declared but never set
         if not members:
             return False
-        order = static_lookup(type(value), "__dataclass_fields__")
-        if type(order) is dict:  # dataclass: its declared field order first
-            rank = {name: i for i, name in enumerate(order)}
+        if shape.order:  # dataclass: its declared field order first
+            rank = shape.order
             members.sort(key=lambda kv: rank.get(kv[0], len(rank)))
         fields: dict[str, Any] = {}
+        limit = self.limits.max_fields
         for name, item in members:
-            if len(fields) >= self.limits.max_fields:
+            if len(fields) >= limit:
                 break
             fields[str(name)] = self._field(name, item, depth)
         out[key] = fields
@@ -369,6 +456,15 @@ class _Walker:
 
 
 _BUILTIN_NAMES = frozenset({int, float, str, bytes, list, tuple, dict, set, frozenset})
+_BIG_INT = 1 << 200
+_EXACT_CONTAINERS: dict[type, type] = {
+    list: list,
+    tuple: tuple,
+    dict: dict,
+    set: set,
+    frozenset: frozenset,
+    collections.deque: collections.deque,
+}
 
 
 def _name(kind: type) -> str:
@@ -399,18 +495,23 @@ def capture_namespace(
 ) -> dict[str, dict[str, Any]]:
     """Captures of a frame's variables; sensitive names come back redacted."""
     redactor = redactor or _NO_REDACTOR
-    budget = budget or CaptureBudget(limits.max_bytes)
+    walker = _Walker(limits, redactor, budget or CaptureBudget(limits.max_bytes))
     out: dict[str, dict[str, Any]] = {}
     try:
         items = list(dict.items(names)) if isinstance(names, dict) else list(names.items())
     except Exception:
         return out
+    sensitive = redactor.is_sensitive
     for name, value in items:
         name = str(name)
-        if redactor.is_sensitive(name):
+        if sensitive(name):
             out[name] = {"type": _name(type(value)), "redacted": True}
-        else:
-            out[name] = capture_value(value, limits=limits, redactor=redactor, budget=budget)
+            continue
+        try:
+            out[name] = walker.value(value, 0)
+        except Exception as exc:  # a value we failed to read: say so, never raise
+            out[name] = {"type": "unknown", "notCaptured": f"capture failed: {type(exc).__name__}"}
+        walker.path.clear()
     return out
 
 
@@ -432,9 +533,14 @@ _PLAIN = frozenset(
 _RENDER_LIMITS = CaptureLimits(max_depth=2, max_fields=8, max_items=10, max_string=120)
 
 
-def render(value: Any, *, redactor: Redactor | None = None, max_length: int = 256) -> str:
-    """One line of text for a log template, never calling application code."""
-    redactor = redactor or _NO_REDACTOR
+def render(
+    value: Any, *, redactor: Redactor | None = None, max_length: int = 256, mask: bool = True
+) -> str:
+    """One line of text for a log template, never calling application code.
+
+    ``mask=False`` leaves value masking to the caller, which a template does
+    once over the whole line rather than once per field.
+    """
     kind = type(value)
     if kind is str:
         text = value
@@ -444,7 +550,9 @@ def render(value: Any, *, redactor: Redactor | None = None, max_length: int = 25
         text = _format(capture_value(value, limits=_RENDER_LIMITS, redactor=redactor))
     if len(text) > max_length:
         text = text[: max_length - 3] + "..."
-    return redactor.mask_text(text)
+    if mask:
+        return (redactor or _NO_REDACTOR).mask_text(text)
+    return text
 
 
 def _int_text(value: int) -> str:

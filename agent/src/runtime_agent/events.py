@@ -49,12 +49,23 @@ class Outbox:
         self._queue.append(event)
 
     def drain(self) -> list[Event]:
-        """Every queued event, oldest first, emptying the queue."""
+        """Every queued event, oldest first, emptying the queue.
+
+        Log lines are finished here (``PendingMessage.text``): on the drainer's
+        thread, not on the host thread that hit the line.
+        """
         out: list[Event] = []
         pop = self._queue.popleft
         try:
             while True:
-                out.append(pop())
+                event = pop()
+                message = event.get("message")
+                if message is not None and type(message) is not str:
+                    try:
+                        event["message"] = message.text()
+                    except Exception as exc:  # never lose the rest of the queue
+                        event["message"] = f"<message failed: {type(exc).__name__}>"
+                out.append(event)
         except IndexError:
             return out
 

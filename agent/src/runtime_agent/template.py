@@ -48,9 +48,21 @@ class Template:
 
     def render(self, local_vars: Mapping[str, Any], global_vars: Mapping[str, Any]) -> str:
         """The message for one hit; fields that fail show why, in angle brackets."""
-        out: list[str] = []
+        return self.capture(local_vars, global_vars).text()
+
+    def capture(
+        self, local_vars: Mapping[str, Any], global_vars: Mapping[str, Any]
+    ) -> PendingMessage:
+        """The hit's values, with the text built later (``PendingMessage.text``).
+
+        Only immutable scalars are kept as they are; anything that could
+        change after the hit is rendered now. Turning numbers into text and
+        masking the line then happen off the host's hot path, when events
+        are drained.
+        """
+        out: list[Any] = []
         for part in self._parts:
-            if isinstance(part, str):
+            if type(part) is str:
                 out.append(part)
                 continue
             expr, hidden = part
@@ -62,8 +74,30 @@ class Template:
             except EvaluationFailure as exc:
                 out.append(f"<{exc}>")
                 continue
-            out.append(render(value, redactor=self._redactor))
-        return self._redactor.mask_text("".join(out))
+            if type(value) in _DEFERRABLE:
+                out.append(value)
+            else:
+                out.append(render(value, redactor=self._redactor, mask=False))
+        return PendingMessage(out, self._redactor)
+
+
+#: Values that cannot change after the hit, so their text can wait.
+_DEFERRABLE = frozenset({str, int, float, bool, type(None)})
+
+
+class PendingMessage:
+    """A log line's parts, turned into (masked) text on demand."""
+
+    __slots__ = ("_parts", "_redactor")
+
+    def __init__(self, parts: list[Any], redactor: Redactor) -> None:
+        self._parts = parts
+        self._redactor = redactor
+
+    def text(self) -> str:
+        """The finished, masked line."""
+        pieces = [p if type(p) is str else render(p, mask=False) for p in self._parts]
+        return self._redactor.mask_text("".join(pieces))
 
 
 def _split(source: str) -> list[tuple[str, str | None]]:
