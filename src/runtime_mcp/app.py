@@ -153,11 +153,28 @@ def create_app(
             "max_batch_events": protocol.MAX_EVENTS_PER_BATCH,
         }
 
-    async def poll(request: Request, role: str) -> dict[str, Any]:
+    async def poll(request: Request, role: str) -> Response | dict[str, Any]:
         agent_id = agent_of(request)
         version = int(number(request, "version", 0, 0, 2**62))
         wait = number(request, "wait", 0, 0, 60)
-        return await hub.poll(agent_id, version, wait)
+        reply: dict[str, Any] = {}
+
+        async def answer() -> None:
+            reply.update(await hub.poll(agent_id, version, wait))
+            tasks.cancel_scope.cancel()
+
+        async def watch_disconnect() -> None:
+            # A process that dies drops its long poll: show it lost at once
+            # instead of after the silence timeout (it re-polls at once if alive).
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            hub.gone(agent_id)
+            tasks.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(answer)
+            tasks.start_soon(watch_disconnect)
+        return reply if reply else Response(status_code=499)
 
     async def events(request: Request, role: str) -> dict[str, Any]:
         agent_id = agent_of(request)

@@ -106,6 +106,12 @@ class Hub:
         self._seen[agent_id] = now
         self._seen_dirty[agent_id] = now
 
+    def gone(self, agent_id: str) -> None:
+        """An agent's connection dropped mid-poll: lost until it speaks again."""
+        if agent_id in self._seen:
+            self._seen[agent_id] = 0.0
+            log.info("agent disconnected", agent_id=agent_id)
+
     def is_live(self, agent_id: str, now: float | None = None) -> bool:
         """Heard from within ``lost_after`` seconds."""
         now = time.time() if now is None else now

@@ -110,9 +110,12 @@ def summarize_results(
 ) -> str:
     """One paragraph a model can act on."""
     agents = action.get("agents", [])
-    installed = sum(1 for a in agents if a["state"] == "installed")
-    text = f"{len(rows)} hit(s) for {action['kind']} {action['id']} ({action['status']}"
-    text += f", installed on {installed} of {len(agents)} agent(s))."
+    states: dict[str, int] = {}
+    for agent in agents:
+        states[agent["state"]] = states.get(agent["state"], 0) + 1
+    where = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "no agent"
+    text = f"{len(rows)} hit(s) for {action['kind']} {action['id']} ({action['status']}; "
+    text += f"on {len(agents)} agent(s): {where})."
     if more:
         text += " More are stored: call again with cursor=next_cursor."
     if not rows:
