@@ -34,8 +34,11 @@ class SettraceBackend(Backend):
     name = "settrace"
 
     def __init__(self) -> None:
-        self._lines: dict[CodeType, dict[int, LineCallback]] = {}
-        self._funcs: dict[CodeType, tuple[FrameCallback, FrameCallback]] = {}
+        # Keyed by id(): equal code objects from different files compare equal
+        # (3.10 leaves the file name out of code equality). _codes keeps them alive.
+        self._lines: dict[int, dict[int, LineCallback]] = {}
+        self._funcs: dict[int, tuple[FrameCallback, FrameCallback]] = {}
+        self._codes: dict[int, CodeType] = {}
         self._installed = False
         # Frames of generators and coroutines suspended at a yield or await:
         # their next "call" is a resumption, their last "return" a yield.
@@ -43,9 +46,9 @@ class SettraceBackend(Backend):
         self._last_line: dict[int, int] = {}
 
     def _global(self, frame: FrameType, event: str, arg: Any) -> Any:
-        code = frame.f_code
-        lines = self._lines.get(code)
-        funcs = self._funcs.get(code)
+        key = id(frame.f_code)
+        lines = self._lines.get(key)
+        funcs = self._funcs.get(key)
         if lines is None and funcs is None:
             return None
         if funcs is not None:
@@ -56,7 +59,7 @@ class SettraceBackend(Backend):
         return self._local
 
     def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
-        code = frame.f_code
+        code = id(frame.f_code)
         if event == "line":
             lines = self._lines.get(code)
             if lines is not None:
@@ -94,24 +97,35 @@ class SettraceBackend(Backend):
         self._installed = wanted
 
     def set_lines(self, path: CodePath, callbacks: Mapping[int, LineCallback]) -> None:
+        key = id(path.code)
         if callbacks:
-            self._lines[path.code] = dict(callbacks)
+            self._lines[key] = dict(callbacks)
+            self._codes[key] = path.code
         else:
-            self._lines.pop(path.code, None)
+            self._lines.pop(key, None)
+        self._forget(key)
         self._sync()
 
     def set_function(
         self, path: CodePath, callbacks: tuple[FrameCallback, FrameCallback] | None
     ) -> None:
+        key = id(path.code)
         if callbacks is not None:
-            self._funcs[path.code] = callbacks
+            self._funcs[key] = callbacks
+            self._codes[key] = path.code
         else:
-            self._funcs.pop(path.code, None)
+            self._funcs.pop(key, None)
+        self._forget(key)
         self._sync()
+
+    def _forget(self, key: int) -> None:
+        if key not in self._lines and key not in self._funcs:
+            self._codes.pop(key, None)
 
     def close(self) -> None:
         self._lines.clear()
         self._funcs.clear()
+        self._codes.clear()
         self._sync()
 
 
