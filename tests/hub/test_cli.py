@@ -104,3 +104,108 @@ def test_serve_refuses_a_public_bind_without_tokens(tmp_path):
     assert out.returncode == 2
     assert "--token" in out.stderr and "--agent-token" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_runtime_agent_run_attaches_without_code_changes(hub, tmp_path, processes):
+    import os
+    import sys
+
+    from conftest import TRADING, agent_for, wait_until
+
+    script = tmp_path / "plain_app.py"
+    script.write_text(
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(TRADING)!r})\n"
+        "from trading_app.service import TradeExecutionService, TradeRequest\n"
+        "service = TradeExecutionService()\n"
+        "while True:\n"
+        "    service.execute_trade(TradeRequest('u', 'ACME', 2))\n"
+        "    time.sleep(0.01)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runtime_agent",
+            "run",
+            "--hub",
+            hub.url,
+            "--service",
+            "zero",
+            "--tags",
+            "env=test",
+            "--",
+            sys.executable,
+            str(script),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+    class Proc:
+        def stop(self, sig=None):
+            proc.kill()
+            proc.wait()
+
+    processes.append(Proc())
+    with hub.client() as http:
+        record = wait_until(lambda: agent_for(http, proc.pid))
+    assert record["service"] == "zero" and record["tags"] == {"env": "test"}
+
+
+def test_runtime_agent_run_usage_errors():
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime_agent", "run", "--tags", "oops"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 2 and "command to run" in out.stderr
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime_agent", "run", "--tags", "oops", "--", "true"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 2 and "key=value" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_client_config_for_each_assistant(tmp_path):
+    existing = tmp_path / ".mcp.json"
+    existing.write_text(json.dumps({"mcpServers": {"other": {"command": "x"}}}))
+    out = run_cli(
+        "client-config",
+        "claude",
+        "--with-token",
+        "--write",
+        "--dir",
+        str(tmp_path),
+        "--hub",
+        "http://127.0.0.1:7878",
+    )
+    assert out.returncode == 0, out.stderr
+    claude = json.loads(existing.read_text())["mcpServers"]
+    assert claude["other"] == {"command": "x"}
+    assert claude["runtime-mcp"] == {
+        "type": "http",
+        "url": "http://127.0.0.1:7878/mcp",
+        "headers": {"Authorization": "Bearer ${RUNTIME_MCP_TOKEN}"},
+    }
+    out = run_cli("client-config", "cursor", "--with-token", "--write", "--dir", str(tmp_path))
+    cursor = json.loads((tmp_path / ".cursor" / "mcp.json").read_text())
+    assert cursor["mcpServers"]["runtime-mcp"]["headers"]["Authorization"] == (
+        "Bearer ${env:RUNTIME_MCP_TOKEN}"
+    )
+    out = run_cli("client-config", "kiro", "--stdio", "--write", "--dir", str(tmp_path))
+    kiro = json.loads((tmp_path / ".kiro" / "settings" / "mcp.json").read_text())
+    entry = kiro["mcpServers"]["runtime-mcp"]
+    assert "stdio" in entry["args"] and "list_agents" in entry["autoApprove"]
+    assert "token" not in json.dumps(kiro).lower()
+    (tmp_path / ".mcp.json").write_text("{broken")
+    bad = run_cli("client-config", "claude", "--write", "--dir", str(tmp_path))
+    assert bad.returncode == 2 and "not valid JSON" in bad.stderr
