@@ -355,3 +355,68 @@ def test_push_latency_is_reported_in_the_placement(hub, start_agent):
     assert action["agents"][0]["state"] == "installed"
     assert elapsed < 10  # answered, not timed out: the figure itself is in benchmarks/
     json.dumps(action)
+
+
+FORKING_APP = """
+import os, sys, time
+sys.path.insert(0, {trading!r})
+import runtime_agent
+from trading_app.service import TradeExecutionService, TradeRequest
+
+agent = runtime_agent.start()
+service = TradeExecutionService()
+while not agent.engine.actions():  # wait for the hub's action, then fork a worker
+    service.execute_trade(TradeRequest("u", "ACME", 2))
+    time.sleep(0.01)
+child = os.fork()
+while True:
+    service.execute_trade(TradeRequest("u", "ACME", 2))
+    time.sleep(0.01)
+"""
+
+
+def test_forked_worker_registers_itself_and_keeps_the_actions(hub, tmp_path, processes):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import TRADING
+
+    script = tmp_path / "forking.py"
+    script.write_text(FORKING_APP.format(trading=str(TRADING)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
+    env.update(RUNTIME_AGENT_HUB=hub.url, RUNTIME_AGENT_SERVICE="workers")
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    class Group:
+        def stop(self, sig=None):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    processes.append(Group())
+    with hub.client() as http:
+        wait_until(lambda: agent_for(http, proc.pid))
+        action = place(
+            http,
+            kind="counter",
+            location=f"trading_app/service.py:{ENTRY_LINE}",
+            target="service=workers",
+            wait=5,
+        )
+
+        def two_installed() -> list:
+            agents = http.get(f"/v1/actions/{action['id']}").json()["action"]["agents"]
+            live = [a for a in agents if a["state"] == "installed"]
+            return live if len(live) == 2 else []
+
+        installed = wait_until(two_installed)
+        pids = {a["pid"] for a in installed}
+        assert proc.pid in pids and len(pids) == 2
+        ids = {a["agent_id"] for a in installed}
+        assert len(ids) == 2  # the worker is an agent of its own

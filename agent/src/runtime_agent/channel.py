@@ -82,6 +82,7 @@ class Channel:
 
     def after_fork_in_child(self) -> None:
         """A forked worker is a new agent: new connections, new identity, same actions."""
+        self.engine._after_fork_in_child()  # the new identity before registering
         self._poll = HubConnection(self.config.hub, self.config.token)
         self._upload = HubConnection(self.config.hub, self.config.token)
         self.agent_id = None
@@ -140,6 +141,30 @@ class Channel:
         self._version = 0
         self.connected = True
         self.last_error = ""
+        self._announce()
+
+    def _announce(self) -> None:
+        """Tell a (new) agent id where this process's actions stand.
+
+        A forked worker inherits its parent's actions, and a hub that forgot
+        this agent lost their states: report each one afresh.
+        """
+        now = time.time()
+        self._reports.extend(
+            {
+                "type": "state",
+                "action": s.id,
+                "ts": now,
+                "state": s.state,
+                "message": s.message,
+                "hits": s.hits,
+                "file": s.file,
+                "line": s.line,
+                "function": s.function,
+            }
+            for s in self.engine.actions()
+            if s.id in self._placed
+        )
 
     def _poll_once(self) -> None:
         """One long poll; ships events while it waits."""

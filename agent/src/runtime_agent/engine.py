@@ -117,6 +117,7 @@ class Engine:
         self._last_flush = time.monotonic()
         self._closed = False
         self.instance_id = secrets.token_hex(6)
+        self._pid = os.getpid()
         _register_fork_handler(self)
 
     # -- public API ------------------------------------------------------------
@@ -566,6 +567,14 @@ class Engine:
                     self._rearm(action)
 
     def _after_fork_in_child(self) -> None:
+        """A forked child: fresh locks, identity and thread; the actions stay.
+
+        Idempotent per process: the channel calls it before re-registering,
+        and the engine's own fork handler calls it again.
+        """
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
         # Locks may have been held by threads that do not exist in the child.
         self._lock = threading.RLock()
         self._outbox.clear()
