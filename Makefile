@@ -20,9 +20,13 @@ lint: $(VENVS)/$(LINT_PY)/.ready
 	$(VENVS)/$(LINT_PY)/bin/ruff check .
 	$(VENVS)/$(LINT_PY)/bin/ruff format --check .
 
-test-%: $(VENVS)/%/.ready
-	@echo "=== tests on Python $* ==="
-	$(VENVS)/$*/bin/python -m pytest -q $(PYTEST_ARGS)
+# Explicit rules per version: make skips pattern rules for .PHONY targets.
+define test_rule
+test-$(1): $(VENVS)/$(1)/.ready
+	@echo "=== tests on Python $(1) ==="
+	$(VENVS)/$(1)/bin/python -m pytest -q $(PYTEST_ARGS)
+endef
+$(foreach v,$(PY_VERSIONS),$(eval $(call test_rule,$(v))))
 
 venvs: $(addsuffix /.ready,$(addprefix $(VENVS)/,$(PY_VERSIONS)))
 
