@@ -491,6 +491,7 @@ class Engine:
         )
 
     def _module_loaded(self, module: ModuleType) -> None:
+        locate.forget_index()  # the new module's functions are not in it yet
         with self._lock:
             for action in list(self._actions.values()):
                 spec = self._specs.get(action.id)

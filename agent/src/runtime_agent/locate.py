@@ -20,6 +20,7 @@ import gc
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import CodeType, FunctionType, ModuleType
@@ -148,10 +149,6 @@ def find_module(spec: LocationSpec) -> tuple[str | None, str] | None:
     return name, filename or real
 
 
-def _same_file(a: str, b: str) -> bool:
-    return a == b or os.path.realpath(a) == os.path.realpath(b)
-
-
 def live_code(filename: str, canonical: Canonical) -> list[tuple[CodePath, str]]:
     """Every live code object of ``filename`` with its parents and qualified name.
 
@@ -159,20 +156,20 @@ def live_code(filename: str, canonical: Canonical) -> list[tuple[CodePath, str]]
     come from ``co_consts``. ``canonical`` maps a backend's instrumented copy
     back to the original, so repeated placements see the same objects.
     """
+    index = _roots_by_file(canonical)
+    entries = index.get(filename)
+    if entries is None:
+        # The module's __file__ and its code's co_filename usually agree; when
+        # they do not (symlinks, relative paths), compare real paths.
+        real = os.path.realpath(filename)
+        entries = [
+            e
+            for co_file, group in index.items()
+            if os.path.realpath(co_file) == real
+            for e in group
+        ]
     roots: dict[int, tuple[CodeType, str]] = {}
-    # Decided once per distinct co_filename: realpath is a system call.
-    same: dict[str, bool] = {filename: True}
-    for obj in gc.get_objects():
-        if type(obj) is not FunctionType:
-            continue
-        code = canonical(obj.__code__)
-        co_file = code.co_filename
-        ok = same.get(co_file)
-        if ok is None:
-            ok = same[co_file] = _same_file(co_file, filename)
-        if not ok:
-            continue
-        qualname = getattr(code, "co_qualname", None) or _function_qualname(obj, code)
+    for code, qualname in entries:
         roots.setdefault(id(code), (code, qualname))
     found: dict[int, tuple[CodePath, str]] = {}
     for code, qualname in roots.values():
@@ -184,6 +181,35 @@ def live_code(filename: str, canonical: Canonical) -> list[tuple[CodePath, str]]
             if known is None or len(path.parents) > len(known[0].parents):
                 found[id(path.code)] = (path, name)
     return list(found.values())
+
+
+#: One scan of the gc indexes every file's functions; a burst of placements
+#: (the hub sending many actions at once) reuses it. It is rebuilt when the
+#: set of loaded modules changes, and after INDEX_SECONDS in any case.
+INDEX_SECONDS = 1.0
+_index: tuple[float, int, dict[str, list[tuple[CodeType, str]]]] | None = None
+
+
+def _roots_by_file(canonical: Canonical) -> dict[str, list[tuple[CodeType, str]]]:
+    global _index
+    now = time.monotonic()
+    if _index is not None and now - _index[0] < INDEX_SECONDS and _index[1] == len(sys.modules):
+        return _index[2]
+    by_file: dict[str, list[tuple[CodeType, str]]] = {}
+    for obj in gc.get_objects():
+        if type(obj) is not FunctionType:
+            continue
+        code = canonical(obj.__code__)
+        qualname = getattr(code, "co_qualname", None) or _function_qualname(obj, code)
+        by_file.setdefault(code.co_filename, []).append((code, qualname))
+    _index = (now, len(sys.modules), by_file)
+    return by_file
+
+
+def forget_index() -> None:
+    """Drop the cached index (after a module was imported, for example)."""
+    global _index
+    _index = None
 
 
 def _function_qualname(func: FunctionType, code: CodeType) -> str:
