@@ -138,12 +138,12 @@ def check_with_agent_rules(request: ActionRequest) -> None:
                 try:
                     compile_expression(source)
                 except AgentError as exc:
-                    raise AgentError(f"{what} {source!r} rejected: {exc}") from None
+                    raise AgentError(f"{what} {source!r}: {exc}") from None
         for source in request.watch:
             try:
                 compile_expression(source)
             except AgentError as exc:
-                raise AgentError(f"watch expression {source!r} rejected: {exc}") from None
+                raise AgentError(f"watch expression {source!r}: {exc}") from None
     except AgentError as exc:
         raise ValueError(str(exc)) from None
 

@@ -336,7 +336,7 @@ class Engine:
         try:
             return compile_expression(source)
         except ExpressionError as exc:
-            raise ExpressionError(f"{what} {source!r} rejected: {exc}") from None
+            raise ExpressionError(f"{what} {source!r}: {exc}") from None
 
     def _is_hidden(self, expr: Expression) -> bool:
         return any(self.redactor.is_sensitive(name) for name in expr.identifiers)
