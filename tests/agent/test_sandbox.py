@@ -1833,3 +1833,15 @@ def test_data_under_dunder_names_is_harmless() -> None:
     exc = failure("h == h", {"h": h})
     assert isinstance(exc, NotEvaluated)
     assert "Hooked.__weird__" in str(exc)
+
+
+def test_number_literals_fold_at_placement_within_the_guards():
+    from runtime_agent.sandbox import BudgetExceeded as _Budget
+
+    folded = compile_expression("x > 10**6 and -(2 * 3) < x")
+    assert folded.evaluate({"x": 10**6 + 1}, {}) is True
+    assert folded.evaluate({"x": 5}, {}) is False
+    assert folded.identifiers == frozenset({"x"})
+    huge = compile_expression("x > 10**10**10")  # not folded: fails at evaluation, bounded
+    with pytest.raises(_Budget):
+        huge.evaluate({"x": 1}, {})

@@ -128,6 +128,40 @@ def compile_expression(source: str) -> Expression:
     return _Compiler(source).build()
 
 
+class _Fold(ast.NodeTransformer):
+    """Folds arithmetic on number literals (``10**6``) once, at placement.
+
+    Each folded part is evaluated by the sandbox itself, so its size guards
+    apply; a part that fails (``10**10**10``) is left to fail at evaluation.
+    """
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        if _is_number(node.left) and _is_number(node.right):
+            return self._folded(node)
+        return node
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.op, (ast.USub, ast.UAdd)) and _is_number(node.operand):
+            return self._folded(node)
+        return node
+
+    @staticmethod
+    def _folded(node: ast.AST) -> ast.AST:
+        try:
+            value = _Compiler(ast.unparse(node), fold=False).build().evaluate({}, {})
+        except (ExpressionError, EvaluationFailure):
+            return node
+        if type(value) not in (int, float) or (type(value) is int and value.bit_length() > 256):
+            return node
+        return ast.copy_location(ast.Constant(value), node)
+
+
+def _is_number(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) in (int, float)
+
+
 # -- error messages --------------------------------------------------------------
 
 
@@ -269,7 +303,8 @@ def _is_dunder(name: str) -> bool:
 class _Compiler:
     """Builds the closures of one expression; collects identifiers."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, fold: bool = True) -> None:
+        self.fold = fold
         self.original = source
         stripped = source.strip()
         self.lead = len(source) - len(source.lstrip())
@@ -310,6 +345,8 @@ class _Compiler:
         if not self.text:
             raise ExpressionError("expression rejected: the expression is empty")
         tree = self.parse()
+        if self.fold:
+            tree = _Fold().visit(tree)
         root = self.visit(tree.body, 1)
         steps = safeops.WORK_BUDGET - self.nodes
         evaluate = _entry(root, steps, _one_line(self.text))
