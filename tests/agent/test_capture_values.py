@@ -223,7 +223,7 @@ def test_limits_and_markers():
     level = capture_value(deep)
     for _ in range(limits.max_depth):
         level = level["items"][0]
-    assert level == {"type": "list", "notCaptured": "depth limit"}
+    assert level == {"type": "list", "notCaptured": "depth limit", "size": 1}
 
     class Wide:
         pass
@@ -239,10 +239,11 @@ def test_cycles_are_references():
     cycle: list = [1]
     cycle.append(cycle)
     captured = capture_value(cycle)
-    assert captured["items"][1] == {"type": "list", "ref": "cycle"}
+    assert captured["items"][1] == {"type": "list", "ref": captured["id"]}
     node: dict = {}
     node["self"] = node
-    assert capture_value(node)["fields"]["self"]["ref"] == "cycle"
+    top = capture_value(node)
+    assert top["fields"]["self"]["ref"] == top["id"]
 
 
 def test_snapshot_budget_bounds_the_total():

@@ -1,30 +1,68 @@
 """Capturing values without running application code.
 
 Nothing here calls a user-defined ``__repr__``, ``__str__``, ``__eq__``,
-``__hash__``, ``__len__``, ``__iter__``, ``__getattr__``, property or other
-descriptor. Objects are walked through their instance ``__dict__`` (read with
-the type's own C-level slot, never a ``__dict__`` property) and ``__slots__``
-member descriptors; builtin containers through the C methods of their base
-type, even in subclasses that override them; everything else is shown by type
-name and id.
+``__hash__``, ``__len__``, ``__iter__``, ``__getattr__``,
+``__getattribute__``, property or other descriptor, nor a metaclass's. How:
 
-The JSON shape, one dict per value:
+- types are told apart by identity (``type(v) is list``) and by ``id`` in the
+  dispatch table, never by hashing a class (a metaclass may define
+  ``__hash__``) nor by ``isinstance`` (which may read ``__class__``);
+- objects are walked through their instance ``__dict__``, read with the C
+  ``__dict__`` slot found in the class namespaces (a ``__dict__`` property is
+  never run), and their ``__slots__``, read through the member descriptors'
+  C ``__get__``; dunder-named slots are framework internals and left out;
+- builtin containers, and subclasses of them, through the C methods of the
+  builtin base (``list.__iter__(x)``, ``dict.items(x)``), never an override,
+  so a subclass shows its real storage; keys are never looked up, hashed or
+  compared, only iterated;
+- text of stdlib value types (Decimal, UUID, datetime, ...) comes from C
+  code or from their slots, and an aware datetime whose ``tzinfo`` is not the
+  stdlib's shows its local time and the tzinfo's type: ``utcoffset`` of an
+  application's tzinfo is application code.
 
-- ``{"type": "int", "value": 42}``: None, bool, int, float, str (masked and
-  cut at ``max_string`` with ``"truncated": true, "size": N``), and as text:
-  bytes, Decimal, Fraction, complex, datetime types, UUID, enum members;
-- ``{"type": "list", "size": N, "items": [...]}`` for list, tuple, set,
-  frozenset, deque (``"truncated": true`` past ``max_items``);
-- ``{"type": "dict", "size": N, "fields": {...}}`` when the keys are strings,
-  else ``"entries": [[key, value], ...]``;
-- ``{"type": "module.Class", "fields": {...}}`` for objects, dataclasses,
-  named tuples, pydantic models; ``"size"`` and ``"truncated"`` past
-  ``max_fields``;
-- ``{"type": "ValueError", "args": {...}, "frames": ["file:line in func"]}``
-  for exceptions;
-- markers: ``{"type": ..., "redacted": true}``,
-  ``{"type": ..., "notCaptured": "depth limit" | "snapshot size limit" | ...}``,
-  and ``{"type": ..., "ref": "cycle"}`` where a value contains itself.
+The JSON shape: one dict per value, always with ``"type"`` (builtin and stdlib
+value types by short name, other classes as ``module.Qualname``):
+
+- scalars: ``{"type": "int", "value": 42}``; ``"value"`` is a JSON scalar:
+  None, bool, int (a huge one as ``"<int of N bits>"``), float (non-finite as
+  ``"nan"``/``"inf"``), str; and as text: bytes (``"b'...'"``), Decimal,
+  Fraction, complex, range, datetime types, UUID, paths, functions
+  (``module.qualname``), classes, modules. Text past ``max_string`` is cut,
+  with ``"truncated": true, "size": <original length>``;
+- enums: ``{"type": "shop.Side", "value": "Side.BUY", "enumValue": {...}}``;
+- sequences (list, tuple, set, frozenset, deque):
+  ``{"type": "list", "size": 5000, "items": [...], "truncated": true}``;
+- dicts: ``{"type": "dict", "size": 2, "fields": {"key": {...}}}`` when every
+  captured key is a str, else ``"entries": [[{key}, {value}], ...]``;
+- objects, dataclasses, named tuples, pydantic models (``__dict__`` plus
+  ``__pydantic_extra__``): ``{"type": "shop.Trade", "fields": {...}}``, with
+  ``"truncated": true, "size": <field count>`` past ``max_fields``; an object
+  with no readable state: ``{"type": "shop.Conn", "id": "0x7f..."}``;
+- exceptions: ``{"type": "ValueError", "args": {tuple}, "frames":
+  ["file:line:function", ...], "cause": {...}, "context": {...}}`` (the 20
+  innermost frames, the most recent last);
+- instance attributes of something whose content is elsewhere (a dict or list
+  subclass, an exception, a str subclass): ``"attributes": {...}``, with
+  ``"attributesSize"`` past ``max_fields``;
+- field names are the str keys and attribute names, masked and cut like
+  strings (``"... #2"`` when two come out alike); a str subclass key reads as
+  its plain text, a non-str attribute name as ``"<Type key>"``;
+- markers: ``{"type": "str", "redacted": true}`` (sensitive name, or an int
+  that is a card number); ``{"type": ..., "notCaptured": "depth limit" |
+  "snapshot size limit" | "capture failed: <Error>"}`` (containers and
+  strings keep their ``"size"``); a value that contains itself: the outer one
+  gets ``"id": "#1"`` and the inner occurrence is ``{"type": "list", "ref":
+  "#1"}`` (only cycles: a value met twice side by side is captured twice).
+
+Strings, string keys and the text of text-like values are masked with
+``Redactor.mask_text`` (card numbers, tokens, keys); a field, key or variable
+with a sensitive name keeps only its type.
+
+Bounds: ``CaptureLimits`` per value, and one ``CaptureBudget`` of approximate
+JSON bytes shared by a whole snapshot; once spent, containers stop early
+(``"truncated": true``) and later values come back as ``"snapshot size
+limit"`` markers. Recursion is bounded by ``max_depth`` (itself capped at 16),
+and a failure reading one value is reported in that value alone.
 """
 
 from __future__ import annotations
@@ -34,39 +72,22 @@ import datetime
 import decimal
 import enum
 import fractions
+import itertools
 import math
+import pathlib
+import sys
 import types
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runtime_agent.redact import REDACTED, Redactor
-
-_TEXT_TYPES = frozenset(
-    {
-        decimal.Decimal,
-        fractions.Fraction,
-        complex,
-        datetime.datetime,
-        datetime.date,
-        datetime.time,
-        datetime.timedelta,
-        datetime.timezone,
-        uuid.UUID,
-    }
-)
-_SEQUENCES = {list: list, tuple: tuple, set: set, frozenset: frozenset, collections.deque: None}
-_NO_REDACTOR = Redactor()
-_TYPE_DICT = type.__dict__["__dict__"]
-_TYPE_QUALNAME = type.__dict__["__qualname__"]
-_EXC_ARGS = BaseException.__dict__["args"]
-_EXC_TB = BaseException.__dict__["__traceback__"]
+from runtime_agent.redact import REDACTED, Redactor, looks_like_card
 
 
 @dataclass(frozen=True)
 class CaptureLimits:
-    """How much of a value to capture (in the range of the anchors' defaults)."""
+    """How much of one value to capture."""
 
     max_depth: int = 3
     max_fields: int = 20
@@ -76,20 +97,91 @@ class CaptureLimits:
 
 
 LIMITS = CaptureLimits()
+#: ``max_depth`` is capped here: each level costs a few Python frames, and the
+#: host may already be deep in its own recursion.
+DEPTH_CEILING = 16
+SIZE_LIMIT = "snapshot size limit"
+DEPTH_LIMIT = "depth limit"
+
+# Approximate JSON bytes of a node without its text: '{"type": "str", "value": ""}, '.
+_NODE_COST = 30
+# Masking looks this far past a cut so a secret straddling it is still found.
+_MASK_MARGIN = 64
+_MAX_FRAMES = 20
+_BIG_INT_BITS = 200
+# Below this an int has fewer than 13 digits, so it cannot be a card number.
+_CARD_FLOOR = 10**12
+_CARD_CEILING = 10**19
 
 
 class CaptureBudget:
-    """The approximate bytes one snapshot may still spend."""
+    """The approximate JSON bytes one snapshot may still spend.
 
-    __slots__ = ("left",)
+    Shared by every ``capture_value``/``capture_namespace`` call of one
+    snapshot, so the whole snapshot stays near ``max_bytes``.
+    """
+
+    __slots__ = ("left", "max_bytes")
 
     def __init__(self, max_bytes: int = LIMITS.max_bytes) -> None:
+        self.max_bytes = max_bytes
         self.left = max_bytes
+
+    @property
+    def spent(self) -> int:
+        """Bytes spent so far."""
+        return self.max_bytes - self.left
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether further values come back as size-limit markers."""
+        return self.left < 0
 
     def spend(self, amount: int) -> bool:
         """Take ``amount`` bytes; False when the snapshot is full."""
         self.left -= amount
         return self.left >= 0
+
+
+# C-level readers, taken once from the builtin types' own namespaces: calling
+# their __get__ runs no Python code whatever the class or metaclass defines.
+_TYPE_DICT = type.__dict__["__dict__"]
+_TYPE_MRO = type.__dict__["__mro__"]
+_TYPE_NAME = type.__dict__["__name__"]
+_TYPE_QUALNAME = type.__dict__["__qualname__"]
+_TYPE_MODULE = type.__dict__["__module__"]
+_MEMBER = types.MemberDescriptorType
+_GETSET = types.GetSetDescriptorType
+_MEMBER_OWNER = _MEMBER.__dict__["__objclass__"]
+_GETSET_OWNER = _GETSET.__dict__["__objclass__"]
+_EXC = BaseException.__dict__
+_EXC_ARGS = _EXC["args"]
+_EXC_TB = _EXC["__traceback__"]
+_EXC_CAUSE = _EXC["__cause__"]
+_EXC_CONTEXT = _EXC["__context__"]
+_EXC_SUPPRESS = _EXC["__suppress_context__"]
+_FUNC_QUALNAME = types.FunctionType.__dict__["__qualname__"]
+_FUNC_MODULE = types.FunctionType.__dict__["__module__"]
+_BUILTIN_QUALNAME = types.BuiltinFunctionType.__dict__["__qualname__"]
+_BUILTIN_MODULE = types.BuiltinFunctionType.__dict__["__module__"]
+_METHOD_FUNC = types.MethodType.__dict__["__func__"]
+_MODULE_DICT = types.ModuleType.__dict__["__dict__"]
+_FRACTION_PARTS = (
+    fractions.Fraction.__dict__["_numerator"],
+    fractions.Fraction.__dict__["_denominator"],
+)
+_UUID_INT = uuid.UUID.__dict__["int"]
+_DATE = datetime.date.__dict__
+_DATETIME = datetime.datetime.__dict__
+_TIME = datetime.time.__dict__
+_DATETIME_PARTS = tuple(
+    _DATE[n] if n in ("year", "month", "day") else _DATETIME[n]
+    for n in ("year", "month", "day", "hour", "minute", "second", "microsecond")
+)
+_DATETIME_TZ = _DATETIME["tzinfo"]
+_TIME_PARTS = tuple(_TIME[n] for n in ("hour", "minute", "second", "microsecond"))
+_TIME_TZ = _TIME["tzinfo"]
+_MISSING = object()
 
 
 def class_dict(cls: type) -> Mapping[str, Any]:
@@ -98,377 +190,811 @@ def class_dict(cls: type) -> Mapping[str, Any]:
 
 
 def type_name(cls: type) -> str:
-    """``module.Qualname`` of a class, read without running its code."""
-    ns = class_dict(cls)
-    module = ns.get("__module__")
+    """``module.Qualname`` of a class (``Qualname`` for builtins), read without running its code."""
     qualname = _TYPE_QUALNAME.__get__(cls)
-    if not isinstance(module, str) or module == "builtins":
-        return str(qualname)
+    try:
+        module = _TYPE_MODULE.__get__(cls)
+    except AttributeError:
+        return qualname
+    if type(module) is not str or module == "builtins":
+        return qualname
     return f"{module}.{qualname}"
 
 
 def static_lookup(cls: type, name: str) -> Any:
     """A class attribute found in the MRO's namespaces, like ``inspect.getattr_static``."""
-    for klass in type.__dict__["__mro__"].__get__(cls):
+    for klass in _TYPE_MRO.__get__(cls):
         ns = class_dict(klass)
         if name in ns:
             return ns[name]
     return _MISSING
 
 
-_MISSING = object()
-
-
 def instance_dict(obj: object) -> dict[str, Any] | None:
-    """The instance ``__dict__`` through the type's C slot; None when there is no safe one."""
-    slot = static_lookup(type(obj), "__dict__")
-    if type(slot) is not types.GetSetDescriptorType:
-        return None  # no dict, or a property named __dict__: never run it
+    """The instance ``__dict__`` through the C slot; None when there is no safe one."""
+    slot = _layout_of(type(obj)).dict_slot
+    if slot is None:
+        return None
     try:
         value = slot.__get__(obj)
-    except (AttributeError, TypeError):
+    except Exception:
         return None
-    return value if type(value) is dict else None
+    return value if issubclass(type(value), dict) else None
 
 
-def slot_values(obj: object) -> list[tuple[str, Any]]:
-    """``__slots__`` members that are set, read through their member descriptors."""
-    out: list[tuple[str, Any]] = []
-    seen: set[str] = set()
-    for klass in type.__dict__["__mro__"].__get__(type(obj)):
-        ns = class_dict(klass)
-        slots = ns.get("__slots__")
-        if isinstance(slots, str):
-            slots = (slots,)
-        if not isinstance(slots, (tuple, list)):
-            continue
-        for name in slots:
-            if not isinstance(name, str) or name in seen or name in ("__dict__", "__weakref__"):
-                continue
-            seen.add(name)
-            descriptor = ns.get(_mangle(klass, name))
-            if type(descriptor) is not types.MemberDescriptorType:
-                continue
-            try:
-                out.append((name, descriptor.__get__(obj)))
-            except AttributeError:
-                continue  # declared but never set
-    return out
+# --------------------------------------------------------------------------
+# Per-class layouts: how to read a class's instances, found once per class.
 
 
-def _mangle(klass: type, name: str) -> str:
-    if name.startswith("__") and not name.endswith("__"):
-        return f"_{_TYPE_QUALNAME.__get__(klass).rsplit('.', 1)[-1].lstrip('_')}{name}"
-    return name
-
-
-@dataclass(frozen=True)
 class _Layout:
-    """How to read a class's instances without running their code (cached per class)."""
+    """How to capture instances of one class (cached per class).
 
-    name: str
-    dict_slot: Any  # the C getset for __dict__, or None
-    slots: tuple[tuple[str, Any], ...]  # (name, member descriptor)
-    order: dict[str, int]  # dataclass field order, or empty
+    Caching is safe even if the class changes later: what is kept are the C
+    descriptors found when it was first seen, and they run no user code.
+    """
+
+    __slots__ = (
+        "base",
+        "cls",
+        "dict_slot",
+        "fields",
+        "handler",
+        "has_members",
+        "name",
+        "pydantic_extra",
+        "short",
+        "slots",
+    )
+
+    def __init__(
+        self,
+        cls: type,
+        name: str,
+        handler: Callable[..., dict[str, Any]],
+        base: type | None = None,
+        dict_slot: Any = None,
+        slots: tuple[tuple[str, Any], ...] = (),
+        fields: tuple[str, ...] | None = None,
+        pydantic_extra: Any = None,
+    ) -> None:
+        self.cls = cls  # a strong reference: keeps id(cls) from being reused while cached
+        self.name = name
+        self.short = _TYPE_NAME.__get__(cls)
+        self.handler = handler
+        self.base = base
+        self.dict_slot = dict_slot
+        self.slots = slots
+        self.fields = fields
+        self.pydantic_extra = pydantic_extra
+        self.has_members = dict_slot is not None or bool(slots) or pydantic_extra is not None
 
 
-_LAYOUTS: dict[type, _Layout] = {}
+_LAYOUTS: dict[int, _Layout] = {}  # by id(cls): a class is never hashed
+_PREBUILT: dict[int, _Layout] = {}
+_BASES: dict[int, tuple[Callable[..., dict[str, Any]], type]] = {}
 _MAX_LAYOUTS = 4096
 
 
-def layout(cls: type) -> _Layout:
-    """The cached layout of a class.
+def _layout_of(kind: type) -> _Layout:
+    shape = _LAYOUTS.get(id(kind))
+    return shape if shape is not None else _new_layout(kind)
 
-    Caching is safe even if the class changes later: the descriptors kept are
-    the C slots found when it was first seen, which run no user code.
-    """
-    known = _LAYOUTS.get(cls)
-    if known is not None:
-        return known
-    slot = static_lookup(cls, "__dict__")
-    dict_slot = slot if type(slot) is types.GetSetDescriptorType else None
-    slots: list[tuple[str, Any]] = []
-    seen: set[str] = set()
-    for klass in type.__dict__["__mro__"].__get__(cls):
-        ns = class_dict(klass)
-        names = ns.get("__slots__")
-        if isinstance(names, str):
-            names = (names,)
-        if not isinstance(names, (tuple, list)):
-            continue
-        for name in names:
-            if not isinstance(name, str) or name in seen or name in ("__dict__", "__weakref__"):
-                continue
-            seen.add(name)
-            member = ns.get(_mangle(klass, name))
-            if type(member) is types.MemberDescriptorType:
-                slots.append((name, member))
-    fields = static_lookup(cls, "__dataclass_fields__")
-    order = {str(n): i for i, n in enumerate(fields)} if type(fields) is dict else {}
-    result = _Layout(type_name(cls), dict_slot, tuple(slots), order)
-    if len(_LAYOUTS) >= _MAX_LAYOUTS:
+
+def _new_layout(kind: type) -> _Layout:
+    shape = _compute_layout(kind)
+    if len(_LAYOUTS) >= _MAX_LAYOUTS:  # many classes made at run time: start over
         _LAYOUTS.clear()
-    _LAYOUTS[cls] = result
-    return result
+        _LAYOUTS.update(_PREBUILT)
+    _LAYOUTS[id(kind)] = shape
+    return shape
+
+
+def _compute_layout(kind: type) -> _Layout:
+    mro = _TYPE_MRO.__get__(kind)
+    dict_slot = None
+    slots: dict[str, Any] = {}
+    pydantic_extra = None
+    for klass in mro:
+        for key, attr in class_dict(klass).items():
+            if type(key) is str and key == "__dict__":
+                # The first C __dict__ slot whose owner is in the MRO; a
+                # property of that name is skipped, never called. Identity,
+                # not ``in``: comparing classes could run a metaclass __eq__.
+                kind_of_attr = type(attr)
+                if dict_slot is None and (kind_of_attr is _GETSET or kind_of_attr is _MEMBER):
+                    owner = (_GETSET_OWNER if kind_of_attr is _GETSET else _MEMBER_OWNER).__get__(
+                        attr
+                    )
+                    if any(k is owner for k in mro):
+                        dict_slot = attr
+    # Slots base class first, each class's in declared order (CPython sorts
+    # its member descriptors); a slot redeclared lower down reads the lower one.
+    for klass in reversed(mro):
+        for key, attr in _own_members(klass):
+            if key == "__pydantic_extra__":
+                pydantic_extra = attr
+            elif not (key.startswith("__") and key.endswith("__")):
+                slots[key] = attr
+    name = type_name(kind)
+    slot_tuple = tuple(slots.items())
+    # issubclass with a builtin second argument uses the type's MRO (C), never
+    # a __subclasscheck__ of the application's.
+    if issubclass(kind, type):
+        return _Layout(kind, name, _h_class)
+    if issubclass(kind, enum.Enum):
+        return _Layout(kind, name, _h_enum, None, dict_slot, slot_tuple)
+    if issubclass(kind, BaseException):
+        return _Layout(kind, name, _h_exception, None, dict_slot, slot_tuple)
+    for klass in mro:
+        entry = _BASES.get(id(klass))
+        if entry is None:
+            continue
+        handler, base = entry
+        fields = None
+        if base is tuple:
+            names = static_lookup(kind, "_fields")
+            if type(names) is tuple and all(type(n) is str for n in names):
+                handler, fields = _h_namedtuple, names
+        return _Layout(kind, name, handler, base, dict_slot, slot_tuple, fields, pydantic_extra)
+    return _Layout(kind, name, _h_object, None, dict_slot, slot_tuple, None, pydantic_extra)
+
+
+def _own_members(klass: type) -> list[tuple[str, Any]]:
+    """A class's own C member descriptors (its ``__slots__``), in declared order."""
+    members: list[tuple[str, Any]] = []
+    declared: Any = None
+    for key, attr in class_dict(klass).items():
+        if type(key) is not str:
+            continue
+        if type(attr) is _MEMBER and _MEMBER_OWNER.__get__(attr) is klass:
+            members.append((key, attr))
+        elif key == "__slots__":
+            declared = attr
+    if type(declared) is str:
+        declared = (declared,)
+    # ``is``, not ``in (tuple, list)``: comparing classes could run a metaclass __eq__.
+    if (type(declared) is tuple or type(declared) is list) and len(members) > 1:
+        order = {_mangle(klass, n): i for i, n in enumerate(declared) if type(n) is str}
+        members.sort(key=lambda item: order.get(item[0], len(order)))
+    return members
+
+
+def _mangle(klass: type, name: str) -> str:
+    """The class-dict key of a private slot: ``__x`` in ``Foo`` is ``_Foo__x``."""
+    if name.startswith("__") and not name.endswith("__"):
+        return f"_{_TYPE_NAME.__get__(klass).lstrip('_')}{name}"
+    return name
+
+
+# --------------------------------------------------------------------------
+# The walker: one per capture call, holding the limits, the budget and the
+# containers being walked (for cycles).
 
 
 class _Walker:
+    __slots__ = (
+        "budget",
+        "mask",
+        "max_depth",
+        "max_fields",
+        "max_items",
+        "max_string",
+        "path",
+        "refs",
+        "sensitive",
+        "shortest",
+    )
+
     def __init__(self, limits: CaptureLimits, redactor: Redactor, budget: CaptureBudget) -> None:
-        self.limits = limits
-        self.redactor = redactor
+        self.max_depth = min(limits.max_depth, DEPTH_CEILING)
+        self.max_fields = limits.max_fields
+        self.max_items = limits.max_items
+        self.max_string = limits.max_string
+        self.mask = redactor.mask_text
+        self.shortest = redactor.shortest_secret
+        self.sensitive = redactor.is_sensitive
         self.budget = budget
-        self.path: set[int] = set()
+        self.path: dict[int, dict[str, Any]] = {}  # id -> node of the values being walked
+        self.refs = 0
 
     def value(self, value: Any, depth: int) -> dict[str, Any]:
+        """The description of ``value`` at ``depth`` (0 for a variable)."""
         kind = type(value)
-        # The common scalars first, with the budget arithmetic inlined: this
-        # runs for every captured value on the host's thread.
+        # The common scalars first, by identity, with the budget inlined:
+        # this runs for every captured value on the host's thread.
         if kind is str:
-            return self._str(value)
+            return self.string(value)
         budget = self.budget
-        budget.left -= 24
+        budget.left -= _NODE_COST
         if budget.left < 0:
-            return {"type": _name(kind), "notCaptured": "snapshot size limit"}
+            return {"type": _layout_of(kind).name, "notCaptured": SIZE_LIMIT}
         if kind is int:
-            if -_BIG_INT < value < _BIG_INT:
+            if -_CARD_FLOOR < value < _CARD_FLOOR:
                 return {"type": "int", "value": value}
-            return self._int(value)
+            return _big_int(value)
         if value is None:
             return {"type": "NoneType", "value": None}
         if kind is bool:
             return {"type": "bool", "value": value}
         if kind is float:
-            if math.isfinite(value):
-                return {"type": "float", "value": value}
-            return {"type": "float", "value": str(value)}
-        exact = _EXACT_CONTAINERS.get(kind)
-        if exact is not None:  # a builtin container, not a subclass: no checks needed
-            if depth >= self.limits.max_depth:
-                return {"type": kind.__name__, "notCaptured": "depth limit"}
-            return self._enter(value, kind, depth, exact)
-        if kind in (bytes, bytearray, memoryview):
-            return self._bytes(value, kind)
-        if kind in _TEXT_TYPES:
-            text = str(value)
-            self.budget.spend(len(text))
-            return {"type": kind.__name__, "value": text}
-        # issubclass on the real type, never isinstance: isinstance may read a
-        # user-defined __class__.
-        if issubclass(kind, enum.Enum):
-            return self._enum(value)
-        if kind in (types.FunctionType, types.BuiltinFunctionType, types.MethodType):
-            return {"type": "function", "value": self._callable_name(value)}
-        if issubclass(kind, type):
-            return {"type": "class", "value": type_name(value)}
-        if kind is types.ModuleType:
-            namespace = instance_dict(value) or {}
-            return {"type": "module", "value": str(namespace.get("__name__", "?"))}
-        if depth >= self.limits.max_depth:
-            return {"type": _name(kind), "notCaptured": "depth limit"}
-        return self._enter(value, kind, depth, None)
-
-    def _enter(self, value: Any, kind: type, depth: int, base: type | None) -> dict[str, Any]:
-        ident = id(value)
-        if ident in self.path:
-            return {"type": _name(kind), "ref": "cycle"}
-        self.path.add(ident)
+            return {"type": "float", "value": value if math.isfinite(value) else str(value)}
+        shape = _LAYOUTS.get(id(kind))
+        if shape is None:
+            shape = _new_layout(kind)
         try:
-            if base is dict:
-                return self._dict(value, kind, depth)
-            if base is not None:
-                return self._sequence(value, kind, base, depth)
-            return self._compound(value, kind, depth)
-        finally:
-            self.path.discard(ident)
+            return shape.handler(self, value, shape, depth)
+        except RecursionError:
+            return {"type": shape.name, "notCaptured": _RECURSION}
+        except Exception as exc:  # e.g. range(10**5000): its text is over Python's limit
+            return {"type": shape.name, "notCaptured": _failure(exc)}
 
-    def _compound(self, value: Any, kind: type, depth: int) -> dict[str, Any]:
-        if issubclass(kind, BaseException):
-            return self._exception(value, depth)
-        if issubclass(kind, dict):
-            return self._dict(value, kind, depth)
-        base = next(
-            (b for b in (list, tuple, set, frozenset, collections.deque) if issubclass(kind, b)),
-            None,
-        )
-        if base is not None:
-            if base is tuple and static_lookup(kind, "_fields") is not _MISSING:
-                return self._namedtuple(value, kind, depth)
-            return self._sequence(value, kind, base, depth)
-        return self._object(value, kind, depth)
-
-    def _int(self, value: int) -> dict[str, Any]:
-        if value.bit_length() > 200:
-            # Converting a huge int to text is quadratic (and capped by Python).
-            return {"type": "int", "value": f"<int of {value.bit_length()} bits>"}
-        return {"type": "int", "value": value}
-
-    def _str(self, value: str) -> dict[str, Any]:
-        limit = self.limits.max_string
-        text = value if len(value) <= limit else value[:limit]
-        text = self.redactor.mask_text(text)
+    def string(self, value: str) -> dict[str, Any]:
+        """An exact str: cut at ``max_string``, masked."""
+        size = len(value)
+        limit = self.max_string
         budget = self.budget
-        budget.left -= 24 + len(text)
+        budget.left -= _NODE_COST + min(size, limit)
         if budget.left < 0:
-            return {"type": "str", "notCaptured": "snapshot size limit", "size": len(value)}
-        out: dict[str, Any] = {"type": "str", "value": text}
-        if len(value) > limit:
-            out.update(truncated=True, size=len(value))
+            return {"type": "str", "size": size, "notCaptured": SIZE_LIMIT}
+        if size <= limit:
+            return {"type": "str", "value": value if size < self.shortest else self.mask(value)}
+        text = self.mask(value[: limit + _MASK_MARGIN])[:limit]
+        return {"type": "str", "value": text, "truncated": True, "size": size}
+
+    def text(self, name: str, text: str) -> dict[str, Any]:
+        """A value shown as text (Decimal, UUID, datetime ...): cut and masked like a str."""
+        size = len(text)
+        limit = self.max_string
+        self.budget.left -= size if size < limit else limit
+        if size <= limit:
+            return {"type": name, "value": text if size < self.shortest else self.mask(text)}
+        cut = self.mask(text[: limit + _MASK_MARGIN])[:limit]
+        return {"type": name, "value": cut, "truncated": True, "size": size}
+
+    def enter(
+        self,
+        value: Any,
+        shape: _Layout,
+        depth: int,
+        walk: Callable[[_Walker, Any, _Layout, int, dict[str, Any]], None],
+    ) -> dict[str, Any]:
+        """Walk a container or object once; a value inside itself becomes a reference."""
+        ident = id(value)
+        path = self.path
+        outer = path.get(ident)
+        if outer is not None:
+            ref = outer.get("id")
+            if ref is None:
+                self.refs += 1
+                ref = outer["id"] = f"#{self.refs}"
+            return {"type": shape.name, "ref": ref}
+        out: dict[str, Any] = {"type": shape.name}
+        path[ident] = out
+        try:
+            walk(self, value, shape, depth, out)
+        except RecursionError:  # the host is deep in its own recursion: no calls here
+            out["notCaptured"] = _RECURSION
+        except Exception as exc:  # one unreadable value: say so, keep the rest
+            out["notCaptured"] = _failure(exc)
+        finally:
+            del path[ident]
+        ref = out.get("id")
+        if type(ref) is str and ref.startswith("#"):
+            # Put the id next to the type, where a reader looks for it.
+            head = {"type": out.pop("type"), "id": out.pop("id")}
+            head.update(out)
+            return head
         return out
 
-    def _bytes(self, value: Any, kind: type) -> dict[str, Any]:
-        limit = self.limits.max_string
-        raw = bytes(value[:limit]) if kind is not memoryview else value[:limit].tobytes()
-        text = self.redactor.mask_text(repr(raw))
-        self.budget.spend(len(text))
-        out: dict[str, Any] = {"type": kind.__name__, "value": text}
-        if len(value) > limit:
-            out.update(truncated=True, size=len(value))
-        return out
-
-    def _enum(self, value: enum.Enum) -> dict[str, Any]:
-        fields = instance_dict(value) or {}
-        name = fields.get("_name_")
-        inner = fields.get("_value_")
-        out: dict[str, Any] = {
-            "type": type_name(type(value)),
-            "value": f"{_TYPE_QUALNAME.__get__(type(value))}.{name}",
-        }
-        if type(inner) in (int, str, float, bool):
-            out["enum_value"] = inner
-        return out
-
-    def _callable_name(self, value: Any) -> str:
-        target = value.__func__ if type(value) is types.MethodType else value
-        if type(target) is types.FunctionType:
-            return str(types.FunctionType.__dict__["__qualname__"].__get__(target))
-        if type(target) is types.BuiltinFunctionType:
-            return str(types.BuiltinFunctionType.__dict__["__qualname__"].__get__(target))
-        return type_name(type(target))
-
-    def _sequence(self, value: Any, kind: type, base: type, depth: int) -> dict[str, Any]:
-        size = base.__len__(value)
-        items = []
-        iterator = base.__iter__(value)  # the base type's C iterator, never an override
-        for index, item in enumerate(iterator):
-            if index >= self.limits.max_items:
-                break
-            items.append(self.value(item, depth + 1))
-        out: dict[str, Any] = {"type": _name(kind), "size": size, "items": items}
-        if size > len(items):
-            out["truncated"] = True
-        if kind is not base:
-            self._add_fields(out, value, depth)
-        return out
-
-    def _namedtuple(self, value: tuple, kind: type, depth: int) -> dict[str, Any]:
-        names = static_lookup(kind, "_fields")
-        items = tuple.__iter__(value)
-        fields: dict[str, Any] = {}
-        for name, item in zip(names if isinstance(names, tuple) else (), items, strict=False):
-            if len(fields) >= self.limits.max_fields:
-                break
-            fields[str(name)] = self._field(str(name), item, depth)
-        return {"type": type_name(kind), "fields": fields}
-
-    def _dict(self, value: dict, kind: type, depth: int) -> dict[str, Any]:
-        size = dict.__len__(value)
-        pairs = []
-        for index, (key, item) in enumerate(dict.items(value)):
-            if index >= self.limits.max_items:
-                break
-            pairs.append((key, item))
-        out: dict[str, Any] = {"type": _name(kind), "size": size}
-        string_keys = True
-        for k, _ in pairs:
-            if type(k) is not str:
-                string_keys = False
-                break
-        if string_keys:
-            out["fields"] = {k: self._field(k, v, depth) for k, v in pairs}
+    def field(self, fields: dict[str, Any], name: str, item: Any, depth: int) -> None:
+        """``fields[name]``: the item, or a redaction marker for a sensitive name."""
+        key = name
+        if len(key) > self.max_string:
+            key = key[: self.max_string] + "..."
+        if len(key) >= self.shortest:
+            key = self.mask(key)  # a key can be a card number or a token too
+        if key in fields:  # two keys masked alike: keep both
+            key = f"{key} #{len(fields) + 1}"
+        self.budget.left -= len(key) + 6  # '"key": '
+        if self.sensitive(name):
+            fields[key] = {"type": _layout_of(type(item)).name, "redacted": True}
         else:
-            out["entries"] = [
-                [self.value(k, depth + 1), self._field(k, v, depth)] for k, v in pairs
-            ]
-        if size > len(pairs):
-            out["truncated"] = True
-        if kind is not dict:
-            self._add_fields(out, value, depth, key="attributes")
-        return out
+            fields[key] = self.value(item, depth)
 
-    def _field(self, name: object, value: Any, depth: int) -> dict[str, Any]:
-        if self.redactor.is_sensitive(name):
-            return {"type": _name(type(value)), "redacted": True}
-        return self.value(value, depth + 1)
-
-    def _object(self, value: Any, kind: type, depth: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": layout(kind).name}
-        if not self._add_fields(out, value, depth):
-            out["id"] = hex(id(value))
-        return out
-
-    def _add_fields(self, out: dict[str, Any], value: Any, depth: int, key: str = "fields") -> bool:
-        shape = layout(type(value))
-        members: list[tuple[str, Any]] = []
-        if shape.dict_slot is not None:
+    def members(self, value: Any, shape: _Layout, depth: int, out: dict[str, Any], key: str) -> int:
+        """Instance ``__dict__``, slots and pydantic extras as ``out[key]``; their count."""
+        fields: dict[str, Any] = {}
+        total = 0
+        limit = self.max_fields
+        budget = self.budget
+        child = depth + 1
+        slot = shape.dict_slot
+        if slot is not None:
             try:
-                namespace = shape.dict_slot.__get__(value)
-            except (AttributeError, TypeError):
+                namespace = slot.__get__(value)
+            except Exception:  # e.g. a C type whose dict cannot be made
                 namespace = None
-            if type(namespace) is dict:
-                members.extend(dict.items(namespace))
+            if namespace is not None and issubclass(type(namespace), dict):
+                total = dict.__len__(namespace)
+                for name, item in itertools.islice(dict.items(namespace), limit):
+                    if budget.left < 0:
+                        break
+                    if type(name) is not str:
+                        name = _plain_str(name) or f"<{_layout_of(type(name)).name} key>"
+                    self.field(fields, name, item, child)
         for name, member in shape.slots:
             try:
-                members.append((name, member.__get__(value)))
+                item = member.__get__(value)
             except AttributeError:
                 continue  # declared but never set
-        if not members:
-            return False
-        if shape.order:  # dataclass: its declared field order first
-            rank = shape.order
-            members.sort(key=lambda kv: rank.get(kv[0], len(rank)))
-        fields: dict[str, Any] = {}
-        limit = self.limits.max_fields
-        for name, item in members:
-            if len(fields) >= limit:
-                break
-            fields[str(name)] = self._field(name, item, depth)
+            total += 1
+            if len(fields) < limit and budget.left >= 0:
+                self.field(fields, name, item, child)
+        if shape.pydantic_extra is not None:
+            try:
+                extra = shape.pydantic_extra.__get__(value)
+            except AttributeError:
+                extra = None
+            if type(extra) is dict:
+                total += dict.__len__(extra)
+                for name, item in itertools.islice(dict.items(extra), limit):
+                    if len(fields) >= limit or budget.left < 0:
+                        break
+                    if type(name) is str:
+                        self.field(fields, name, item, child)
+        if not total:
+            return 0
         out[key] = fields
-        if len(members) > len(fields):
-            out.update(truncated=True, size=len(members))
+        if total > len(fields):
+            if key == "fields":
+                out["truncated"] = True
+                out["size"] = total
+            else:
+                out[f"{key}Size"] = total
+        return total
+
+
+_RECURSION = "capture failed: RecursionError"
+
+
+def _plain_str(value: Any) -> str | None:
+    """An exact str of a str subclass, read by str's C method; None for anything else."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    return str.__str__(value) if issubclass(kind, str) else None
+
+
+def _failure(exc: BaseException) -> str:
+    return f"capture failed: {_TYPE_NAME.__get__(type(exc))}"
+
+
+def _big_int(value: int) -> dict[str, Any]:
+    bits = value.bit_length()
+    if bits > _BIG_INT_BITS:
+        # Turning a huge int into text is quadratic (and capped by Python).
+        return {"type": "int", "value": f"<int of {bits} bits>"}
+    if -_CARD_CEILING < value < _CARD_CEILING and looks_like_card(str(abs(value))):
+        return {"type": "int", "redacted": True}
+    return {"type": "int", "value": value}
+
+
+# --------------------------------------------------------------------------
+# Handlers: (walker, value, layout, depth) -> node.
+
+
+def _h_sequence(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    if depth >= w.max_depth:
+        return {"type": shape.name, "size": shape.base.__len__(value), "notCaptured": DEPTH_LIMIT}  # type: ignore[union-attr]
+    return w.enter(value, shape, depth, _walk_sequence)
+
+
+def _walk_sequence(w: _Walker, value: Any, shape: _Layout, depth: int, out: dict[str, Any]) -> None:
+    base: Any = shape.base
+    size = base.__len__(value)
+    items: list[dict[str, Any]] = []
+    out["size"] = size
+    out["items"] = items
+    budget = w.budget
+    child = depth + 1
+    # The base type's C iterator: an overridden __iter__ never runs.
+    for item in itertools.islice(base.__iter__(value), w.max_items):
+        items.append(w.value(item, child))
+        if budget.left < 0:
+            break
+    if len(items) < size:
+        out["truncated"] = True
+    if shape.has_members:
+        w.members(value, shape, depth, out, "attributes")
+
+
+def _h_namedtuple(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    if depth >= w.max_depth:
+        return {"type": shape.name, "size": tuple.__len__(value), "notCaptured": DEPTH_LIMIT}
+    return w.enter(value, shape, depth, _walk_namedtuple)
+
+
+def _walk_namedtuple(
+    w: _Walker, value: Any, shape: _Layout, depth: int, out: dict[str, Any]
+) -> None:
+    size = tuple.__len__(value)
+    fields: dict[str, Any] = {}
+    out["fields"] = fields
+    budget = w.budget
+    child = depth + 1
+    pairs = zip(shape.fields or (), tuple.__iter__(value), strict=False)
+    for name, item in itertools.islice(pairs, w.max_fields):
+        w.field(fields, name, item, child)
+        if budget.left < 0:
+            break
+    if len(fields) < size:
+        out["truncated"] = True
+        out["size"] = size
+
+
+def _h_dict(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    if depth >= w.max_depth:
+        return {"type": shape.name, "size": dict.__len__(value), "notCaptured": DEPTH_LIMIT}
+    return w.enter(value, shape, depth, _walk_dict)
+
+
+def _walk_dict(w: _Walker, value: Any, shape: _Layout, depth: int, out: dict[str, Any]) -> None:
+    size = dict.__len__(value)
+    out["size"] = size
+    # dict.items is the C view: a subclass's items/__iter__/__getitem__ never run,
+    # and keys are iterated, never hashed or compared.
+    pairs = list(itertools.islice(dict.items(value), w.max_items))
+    budget = w.budget
+    child = depth + 1
+    captured = 0
+    if not all(type(k) is str for k, _ in pairs):
+        # str subclass keys as their plain text (read by str's C method)
+        plain = [(_plain_str(k), v) for k, v in pairs]
+        if all(k is not None for k, _ in plain):
+            pairs = plain
+    if all(type(k) is str for k, _ in pairs):
+        fields: dict[str, Any] = {}
+        out["fields"] = fields
+        for key, item in pairs:
+            w.field(fields, key, item, child)
+            captured += 1
+            if budget.left < 0:
+                break
+    else:
+        entries: list[list[dict[str, Any]]] = []
+        out["entries"] = entries
+        for key, item in pairs:
+            key_node = w.value(key, child)
+            if _sensitive_key(w, key):
+                item_node = {"type": _layout_of(type(item)).name, "redacted": True}
+            else:
+                item_node = w.value(item, child)
+            entries.append([key_node, item_node])
+            captured += 1
+            if budget.left < 0:
+                break
+    if captured < size:
+        out["truncated"] = True
+    if shape.has_members:
+        w.members(value, shape, depth, out, "attributes")
+
+
+def _sensitive_key(w: _Walker, key: Any) -> bool:
+    kind = type(key)
+    if kind is str:
+        return w.sensitive(key)
+    if kind is bytes:
+        return w.sensitive(key.decode("latin-1"))
+    return False
+
+
+def _h_object(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    if not shape.has_members:  # nothing readable without running code
+        w.budget.left -= 20
+        return {"type": shape.name, "id": hex(id(value))}
+    if depth >= w.max_depth:
+        return {"type": shape.name, "notCaptured": DEPTH_LIMIT}
+    return w.enter(value, shape, depth, _walk_object)
+
+
+def _walk_object(w: _Walker, value: Any, shape: _Layout, depth: int, out: dict[str, Any]) -> None:
+    if not w.members(value, shape, depth, out, "fields"):
+        out["id"] = hex(id(value))
+
+
+def _h_exception(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    if depth >= w.max_depth:
+        return {"type": shape.name, "notCaptured": DEPTH_LIMIT}
+    return w.enter(value, shape, depth, _walk_exception)
+
+
+def _walk_exception(
+    w: _Walker, value: Any, shape: _Layout, depth: int, out: dict[str, Any]
+) -> None:
+    child = depth + 1
+    out["args"] = w.value(_EXC_ARGS.__get__(value), child)
+    frames = _frames(_EXC_TB.__get__(value))
+    if frames:
+        w.budget.left -= sum(len(f) + 4 for f in frames)
+        out["frames"] = frames
+    cause = _EXC_CAUSE.__get__(value)
+    if cause is not None:
+        out["cause"] = w.value(cause, child)
+    elif not _EXC_SUPPRESS.__get__(value):
+        context = _EXC_CONTEXT.__get__(value)
+        if context is not None:
+            out["context"] = w.value(context, child)
+    if shape.has_members:
+        w.members(value, shape, depth, out, "attributes")
+
+
+def _frames(tb: Any) -> list[str]:
+    """``file:line:function`` of a traceback, the innermost (most recent) last."""
+    frames: collections.deque[str] = collections.deque(maxlen=_MAX_FRAMES)
+    steps = 0
+    while type(tb) is types.TracebackType and steps < 1000:
+        code = tb.tb_frame.f_code
+        name = code.co_qualname if sys.version_info >= (3, 11) else code.co_name
+        frames.append(f"{code.co_filename}:{tb.tb_lineno}:{name}")
+        tb = tb.tb_next
+        steps += 1
+    return list(frames)
+
+
+def _h_enum(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    name: Any = _MISSING
+    inner: Any = _MISSING
+    namespace = None
+    if shape.dict_slot is not None:
+        try:
+            namespace = shape.dict_slot.__get__(value)
+        except Exception:
+            namespace = None
+    if namespace is not None and issubclass(type(namespace), dict):
+        # _name_ and _value_ are set first; a scan, not a lookup, so no key is compared.
+        for key, item in itertools.islice(dict.items(namespace), 8):
+            if type(key) is str:
+                if key == "_name_":
+                    name = item
+                elif key == "_value_":
+                    inner = item
+    label = f"{shape.short}.{name}" if type(name) is str else f"{shape.short}(?)"
+    w.budget.left -= len(label)
+    out: dict[str, Any] = {"type": shape.name, "value": label}
+    if inner is not _MISSING:
+        out["enumValue"] = w.value(inner, depth + 1)
+    return out
+
+
+def _h_text(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    """Exact stdlib value types whose str() is C or stdlib code with no hook to override."""
+    return w.text(shape.name, str(value))
+
+
+def _h_scalar_subclass(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    """A subclass of str, int or float: its builtin value, read by the base's C method."""
+    base = shape.base
+    if base is str:
+        plain: Any = str.__str__(value)
+    elif base is int:
+        plain = int.__int__(value)
+    else:
+        plain = float.__float__(value)
+    out = w.value(plain, depth)
+    out["type"] = shape.name
+    if shape.has_members and depth < w.max_depth:
+        w.members(value, shape, depth, out, "attributes")
+    return out
+
+
+def _h_text_subclass(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    """A subclass of complex or Decimal: the base's C text, never the subclass's."""
+    text = complex.__repr__(value) if shape.base is complex else decimal.Decimal.__str__(value)
+    out = w.text(shape.name, text)
+    if shape.has_members and depth < w.max_depth:
+        w.members(value, shape, depth, out, "attributes")
+    return out
+
+
+def _h_bytes(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    base: Any = shape.base
+    size = base.__len__(value)
+    limit = w.max_string
+    head = bytes(base.__getitem__(value, slice(0, limit)))  # the C slice of the storage
+    text = repr(head)
+    cut = size > limit
+    if len(text) > limit:  # escapes make binary data up to 4x longer
+        text, cut = text[:limit], True
+    w.budget.left -= len(text)
+    out: dict[str, Any] = {"type": shape.name, "value": w.mask(text)}
+    if cut:
+        out.update(truncated=True, size=size)
+    return out
+
+
+def _h_memoryview(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    try:
+        size = value.nbytes
+        out: dict[str, Any] = {"type": "memoryview", "size": size, "format": value.format}
+        if value.c_contiguous:
+            head = value.cast("B")[: w.max_string].tobytes()
+            out["value"] = w.mask(repr(head)[: w.max_string])
+            if size > len(head):
+                out["truncated"] = True
+    except (ValueError, TypeError, NotImplementedError) as exc:  # released, or exotic
+        return {"type": "memoryview", "notCaptured": _failure(exc)}
+    w.budget.left -= len(out.get("value", ""))
+    return out
+
+
+def _h_fraction(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    numerator, denominator = (part.__get__(value) for part in _FRACTION_PARTS)
+    if type(numerator) is not int or type(denominator) is not int:
+        return {"type": shape.name, "notCaptured": "unexpected storage"}
+    text = (
+        _int_text(numerator)
+        if denominator == 1
+        else f"{_int_text(numerator)}/{_int_text(denominator)}"
+    )
+    return w.text(shape.name, text)
+
+
+def _h_uuid(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    number = _UUID_INT.__get__(value)
+    if type(number) is not int:
+        return {"type": shape.name, "notCaptured": "unexpected storage"}
+    h = f"{number:032x}"
+    return w.text(shape.name, f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+
+
+def _h_datetime(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    return w.text(shape.name, _datetime_text(value, shape.cls))
+
+
+def _h_function(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    return w.text(shape.name, _callable_name(value))
+
+
+def _h_class(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    return w.text("class", type_name(value))
+
+
+def _h_module(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    name: Any = "?"
+    namespace = _MODULE_DICT.__get__(value)
+    # __name__ is the module dict's first key: a scan, not a lookup.
+    for key, item in itertools.islice(dict.items(namespace), 4):
+        if type(key) is str and key == "__name__":
+            name = item
+            break
+    return w.text("module", name if type(name) is str else "?")
+
+
+def _int_text(value: int) -> str:
+    bits = value.bit_length()
+    return str(value) if bits <= _BIG_INT_BITS else f"<int of {bits} bits>"
+
+
+def _callable_name(value: Any) -> str:
+    kind = type(value)
+    if kind is types.MethodType:
+        value = _METHOD_FUNC.__get__(value)
+        kind = type(value)
+    if kind is types.FunctionType:
+        qualname, module = _FUNC_QUALNAME.__get__(value), _FUNC_MODULE.__get__(value)
+    elif kind is types.BuiltinFunctionType:
+        qualname, module = _BUILTIN_QUALNAME.__get__(value), _BUILTIN_MODULE.__get__(value)
+    else:
+        return type_name(kind)
+    if type(module) is str and module != "builtins":
+        return f"{module}.{qualname}"
+    return str(qualname)
+
+
+_zoneinfo_type: Any = None
+
+
+def _stdlib_tz(tz: Any) -> bool:
+    """A tzinfo whose utcoffset is the stdlib's: timezone, or zoneinfo's ZoneInfo."""
+    global _zoneinfo_type
+    kind = type(tz)
+    if kind is datetime.timezone:
         return True
-
-    def _exception(self, value: BaseException, depth: int) -> dict[str, Any]:
-        args = _EXC_ARGS.__get__(value)
-        out: dict[str, Any] = {
-            "type": type_name(type(value)),
-            "args": self.value(args, depth) if type(args) is tuple else {"type": "?"},
-        }
-        frames = []
-        tb = _EXC_TB.__get__(value)
-        while tb is not None and len(frames) < 20:
-            code = tb.tb_frame.f_code
-            frames.append(f"{code.co_filename}:{tb.tb_lineno} in {code.co_name}")
-            tb = tb.tb_next
-        if frames:
-            out["frames"] = frames
-        self._add_fields(out, value, depth)
-        return out
+    if _zoneinfo_type is None:
+        module = sys.modules.get("zoneinfo")  # imported only if the application uses it
+        if module is None:
+            return False
+        _zoneinfo_type = module.__dict__.get("ZoneInfo")
+    return kind is _zoneinfo_type
 
 
-_BUILTIN_NAMES = frozenset({int, float, str, bytes, list, tuple, dict, set, frozenset})
-_BIG_INT = 1 << 200
-_EXACT_CONTAINERS: dict[type, type] = {
-    list: list,
-    tuple: tuple,
-    dict: dict,
-    set: set,
-    frozenset: frozenset,
-    collections.deque: collections.deque,
-}
+def _datetime_text(value: Any, kind: type) -> str:
+    """``str()`` of a date, time or datetime, without running application code.
+
+    Exact types with no tzinfo or a stdlib one go through their C ``__str__``.
+    A subclass, or an application's tzinfo (``utcoffset`` is its code), is
+    rebuilt from the C fields as an exact value, the tzinfo shown by type.
+    """
+    if kind is datetime.date or kind is datetime.timedelta or kind is datetime.timezone:
+        return str(value)
+    if kind is datetime.datetime or kind is datetime.time:
+        tz = value.tzinfo
+        if tz is None or _stdlib_tz(tz):
+            return str(value)
+    if issubclass(kind, datetime.datetime):
+        tz = _DATETIME_TZ.__get__(value)
+        keep = tz if tz is None or _stdlib_tz(tz) else None
+        text = str(datetime.datetime(*(p.__get__(value) for p in _DATETIME_PARTS), tzinfo=keep))
+    elif issubclass(kind, datetime.date):
+        return datetime.date.isoformat(value)
+    elif issubclass(kind, datetime.time):
+        tz = _TIME_TZ.__get__(value)
+        keep = tz if tz is None or _stdlib_tz(tz) else None
+        text = str(datetime.time(*(p.__get__(value) for p in _TIME_PARTS), tzinfo=keep))
+    elif issubclass(kind, datetime.timedelta):
+        return datetime.timedelta.__str__(value)
+    else:
+        return type_name(kind)
+    if tz is not None and keep is None:
+        text = f"{text} ({type_name(type(tz))})"
+    return text
 
 
-def _name(kind: type) -> str:
-    return kind.__name__ if kind in _BUILTIN_NAMES or kind in _SEQUENCES else type_name(kind)
+def _prebuild() -> None:
+    def add(
+        cls: type, handler: Callable[..., dict[str, Any]], name: str | None = None, base: Any = None
+    ) -> None:
+        _PREBUILT[id(cls)] = _Layout(cls, name or _TYPE_NAME.__get__(cls), handler, base)
+
+    for cls in (list, tuple, set, frozenset, collections.deque):
+        add(cls, _h_sequence, base=cls)
+        _BASES[id(cls)] = (_h_sequence, cls)
+    add(dict, _h_dict, base=dict)
+    _BASES[id(dict)] = (_h_dict, dict)
+    for cls in (str, int, float):
+        # Exact ones never get here (Walker.value), but their names are needed.
+        add(cls, _h_scalar_subclass, base=cls)
+        _BASES[id(cls)] = (_h_scalar_subclass, cls)
+    add(bool, _h_scalar_subclass, base=int)
+    add(type(None), _h_object, name="NoneType")
+    for cls in (bytes, bytearray):
+        add(cls, _h_bytes, base=cls)
+        _BASES[id(cls)] = (_h_bytes, cls)
+    add(memoryview, _h_memoryview)
+    for cls in (decimal.Decimal, complex):
+        add(cls, _h_text)
+        _BASES[id(cls)] = (_h_text_subclass, cls)
+    add(range, _h_text)
+    add(fractions.Fraction, _h_fraction)
+    _BASES[id(fractions.Fraction)] = (_h_fraction, fractions.Fraction)
+    add(uuid.UUID, _h_uuid)
+    _BASES[id(uuid.UUID)] = (_h_uuid, uuid.UUID)
+    for cls in (datetime.datetime, datetime.date, datetime.time, datetime.timedelta):
+        add(cls, _h_datetime)
+        _BASES[id(cls)] = (_h_datetime, cls)
+    add(datetime.timezone, _h_datetime)
+    for cls in {
+        pathlib.PurePath,
+        pathlib.PurePosixPath,
+        pathlib.PureWindowsPath,
+        pathlib.Path,
+        pathlib.PosixPath,
+        pathlib.WindowsPath,
+    }:
+        add(cls, _h_text)  # exact path types: str() is stdlib code on their own fields
+    for cls in (types.FunctionType, types.BuiltinFunctionType, types.MethodType):
+        add(cls, _h_function)
+    add(type, _h_class)
+    add(types.ModuleType, _h_module)
+    _LAYOUTS.update(_PREBUILT)
+
+
+_prebuild()
+_DEFAULT_REDACTOR = Redactor()
+
+
+# --------------------------------------------------------------------------
+# Public API
 
 
 def capture_value(
@@ -478,12 +1004,25 @@ def capture_value(
     redactor: Redactor | None = None,
     budget: CaptureBudget | None = None,
 ) -> dict[str, Any]:
-    """A JSON-serialisable description of one value (see the module docstring)."""
-    walker = _Walker(limits, redactor or _NO_REDACTOR, budget or CaptureBudget(limits.max_bytes))
-    try:
+    """A JSON-serialisable description of one value (see the module docstring).
+
+    Never runs application code and never raises. Without a ``redactor`` the
+    built-in rules still apply. ``budget`` is the snapshot's, when the value
+    is part of one; otherwise the value gets ``limits.max_bytes`` of its own.
+    """
+    try:  # everything inside: at the host's recursion limit even a constructor can fail
+        walker = _Walker(
+            limits, redactor or _DEFAULT_REDACTOR, budget or CaptureBudget(limits.max_bytes)
+        )
         return walker.value(value, 0)
+    except RecursionError:
+        return {"type": "unknown", "notCaptured": _RECURSION}
     except Exception as exc:  # a value we failed to read: say so, never raise
-        return {"type": "unknown", "notCaptured": f"capture failed: {type(exc).__name__}"}
+        return {"type": _safe_name(value), "notCaptured": _failure(exc)}
+
+
+#: The one entry of a namespace that could not be read at all.
+UNREADABLE_NAMESPACE = "<not captured>"
 
 
 def capture_namespace(
@@ -493,43 +1032,59 @@ def capture_namespace(
     redactor: Redactor | None = None,
     budget: CaptureBudget | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Captures of a frame's variables; sensitive names come back redacted."""
-    redactor = redactor or _NO_REDACTOR
-    walker = _Walker(limits, redactor, budget or CaptureBudget(limits.max_bytes))
+    """Captures of a frame's variables, by name; sensitive names keep only their type.
+
+    ``names`` is a dict (or dict subclass, read through ``dict.items``) or a
+    mapping the caller trusts, such as 3.13's ``FrameLocalsProxy``, whose own
+    ``items()`` is called. One budget covers every variable: pass the
+    snapshot's to share it with other frames and watch values. Never raises;
+    when the names cannot be listed at all, the one entry
+    ``UNREADABLE_NAMESPACE`` says why.
+    """
     out: dict[str, dict[str, Any]] = {}
     try:
-        items = list(dict.items(names)) if isinstance(names, dict) else list(names.items())
-    except Exception:
-        return out
+        redactor = redactor or _DEFAULT_REDACTOR
+        walker = _Walker(limits, redactor, budget or CaptureBudget(limits.max_bytes))
+        items = list(dict.items(names) if issubclass(type(names), dict) else names.items())
+    except RecursionError:
+        return {UNREADABLE_NAMESPACE: {"type": "unknown", "notCaptured": _RECURSION}}
+    except Exception as exc:
+        return {UNREADABLE_NAMESPACE: {"type": "unknown", "notCaptured": _failure(exc)}}
     sensitive = redactor.is_sensitive
+    spent = walker.budget
     for name, value in items:
-        name = str(name)
-        if sensitive(name):
-            out[name] = {"type": _name(type(value)), "redacted": True}
-            continue
         try:
-            out[name] = walker.value(value, 0)
-        except Exception as exc:  # a value we failed to read: say so, never raise
-            out[name] = {"type": "unknown", "notCaptured": f"capture failed: {type(exc).__name__}"}
-        walker.path.clear()
+            if type(name) is not str:
+                name = _plain_str(name)
+                if name is None:
+                    continue  # not a variable name
+            spent.left -= len(name) + 6
+            if sensitive(name):
+                out[name] = {"type": _safe_name(value), "redacted": True}
+            else:
+                out[name] = walker.value(value, 0)
+        except RecursionError:
+            if type(name) is str:
+                out[name] = {"type": "unknown", "notCaptured": _RECURSION}
+        except Exception as exc:  # a value we failed to read: say so, keep the others
+            if type(name) is str:
+                out[name] = {"type": _safe_name(value), "notCaptured": _failure(exc)}
     return out
 
 
-_PLAIN = frozenset(
-    {
-        int,
-        float,
-        bool,
-        type(None),
-        decimal.Decimal,
-        fractions.Fraction,
-        uuid.UUID,
-        datetime.datetime,
-        datetime.date,
-        datetime.time,
-        datetime.timedelta,
-    }
+def _safe_name(value: Any) -> str:
+    try:
+        return _layout_of(type(value)).name
+    except Exception:
+        return "unknown"
+
+
+#: Exact types whose render() text is str(): no hook to override. By id, so no
+#: class is hashed (a metaclass may define __hash__).
+_PLAIN_TEXT = frozenset(
+    id(t) for t in (float, bool, type(None), decimal.Decimal, uuid.UUID, complex, range)
 )
+_DATETIME_TYPES = (datetime.date, datetime.time, datetime.timedelta, datetime.timezone)
 _RENDER_LIMITS = CaptureLimits(max_depth=2, max_fields=8, max_items=10, max_string=120)
 
 
@@ -538,56 +1093,93 @@ def render(
 ) -> str:
     """One line of text for a log template, never calling application code.
 
-    ``mask=False`` leaves value masking to the caller, which a template does
-    once over the whole line rather than once per field.
+    str, int, float, bool, None, Decimal, UUID and datetime values read as
+    ``str()`` would; containers as a bounded, Python-like repr; other objects
+    as ``Trade(symbol='ACME', qty=3)`` from their fields. Text past
+    ``max_length`` ends with ``...``; it is masked with the redactor's
+    ``mask_text`` unless ``mask=False``, which leaves masking to a caller that
+    masks a whole line at once (a cut is masked here anyway, since the caller
+    cannot see a secret that straddles it).
     """
     kind = type(value)
     if kind is str:
         text = value
-    elif kind in _PLAIN:
-        text = _int_text(value) if kind is int else str(value)
+    elif kind is int:
+        text = str(value) if -_CARD_CEILING < value < _CARD_CEILING else _int_text(value)
+    elif id(kind) in _PLAIN_TEXT:
+        text = str(value)
     else:
-        text = _format(capture_value(value, limits=_RENDER_LIMITS, redactor=redactor))
+        text = _render_other(value, kind, redactor)
+    red = redactor or _DEFAULT_REDACTOR
     if len(text) > max_length:
-        text = text[: max_length - 3] + "..."
-    if mask:
-        return (redactor or _NO_REDACTOR).mask_text(text)
+        cut = max(max_length - 3, 0)
+        return red.mask_text(text[: cut + _MASK_MARGIN])[:cut] + "..."
+    if mask and len(text) >= red.shortest_secret:
+        return red.mask_text(text)
     return text
 
 
-def _int_text(value: int) -> str:
-    return str(value) if value.bit_length() <= 200 else f"<int of {value.bit_length()} bits>"
+def _render_other(value: Any, kind: type, redactor: Redactor | None) -> str:
+    if issubclass(kind, _DATETIME_TYPES):  # read like str(), as for the other scalars
+        try:
+            return _datetime_text(value, kind)
+        except Exception as exc:
+            return f"<{_safe_name(value)}: {_failure(exc)}>"
+    node = capture_value(value, limits=_RENDER_LIMITS, redactor=redactor)
+    return _format(node)
+
+
+_CYCLE_TEXT = {"list": "[...]", "tuple": "(...)", "dict": "{...}", "set": "{...}"}
 
 
 def _format(node: dict[str, Any]) -> str:
     """A captured value as Python-like text."""
+    kind = node.get("type", "?")
     if node.get("redacted"):
         return REDACTED
-    if "notCaptured" in node:
-        return f"<{node['type']}: {node['notCaptured']}>"
     if "ref" in node:
-        return f"<{node['type']}: cycle>"
-    kind = node["type"]
+        return _CYCLE_TEXT.get(kind, f"{_short(kind)}(...)")
     more = ", ..." if node.get("truncated") else ""
     if "value" in node:
         value = node["value"]
-        return repr(value) if kind == "str" else str(value)
+        if kind == "str":
+            return repr(value + "...") if more else repr(value)
+        return str(value)
     if "items" in node:
         inner = ", ".join(_format(item) for item in node["items"])
         if kind == "tuple":
-            return f"({inner}{more})"
+            return f"({inner}{',' if len(node['items']) == 1 and not more else ''}{more})"
         if kind in ("set", "frozenset"):
             return f"{{{inner}{more}}}"
         return f"[{inner}{more}]"
     if "entries" in node:
         inner = ", ".join(f"{_format(k)}: {_format(v)}" for k, v in node["entries"])
         return f"{{{inner}{more}}}"
-    if kind == "dict" and "fields" in node:
-        inner = ", ".join(f"{k!r}: {_format(v)}" for k, v in node["fields"].items())
-        return f"{{{inner}{more}}}"
     if "fields" in node:
+        if _is_mapping(node):
+            inner = ", ".join(f"{k!r}: {_format(v)}" for k, v in node["fields"].items())
+            return f"{{{inner}{more}}}"
         inner = ", ".join(f"{k}={_format(v)}" for k, v in node["fields"].items())
-        return f"{kind.rsplit('.', 1)[-1]}({inner}{more})"
+        return f"{_short(kind)}({inner}{more})"
     if "args" in node:
-        return f"{kind.rsplit('.', 1)[-1]}{_format(node['args'])}"
+        args = node["args"]
+        inner = ", ".join(_format(a) for a in args.get("items", ())) if "items" in args else ""
+        return f"{_short(kind)}({inner})"
+    if "notCaptured" in node:
+        return f"<{kind}: {node['notCaptured']}>"
     return f"<{kind} at {node.get('id', '?')}>"
+
+
+def _is_mapping(node: dict[str, Any]) -> bool:
+    # A dict's node has "size" before "fields"; an object's has "size" only
+    # after its fields, when they were cut.
+    for key in node:
+        if key == "size":
+            return True
+        if key == "fields":
+            return False
+    return False
+
+
+def _short(kind: str) -> str:
+    return kind.rsplit(".", 1)[-1]
