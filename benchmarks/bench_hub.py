@@ -253,7 +253,7 @@ def main() -> None:
         placement_and_visibility(hub, tmp, 5 if args.quick else 30)
         cpu0, _ = proc_stats(proc.pid)
         started = time.monotonic()
-        asyncio.run(ingest(hub, 20 if args.quick else 200, 2 if args.quick else 10, 100))
+        asyncio.run(ingest(hub, 20 if args.quick else 200, 2 if args.quick else 10, 500))
         cpu1, rss = proc_stats(proc.pid)
         share = (cpu1 - cpu0) / (time.monotonic() - started)
         print(f"  hub during ingest: {share * 100:.0f}% of one core, {rss:.0f} MiB resident")
