@@ -1,28 +1,94 @@
-"""Bytecode injection core (CPython 3.10 and 3.11), with the ``bytecode`` package.
+"""Bytecode injection backend (CPython 3.10 and 3.11), built on the ``bytecode`` package.
 
-For each code object that carries actions the core builds a copy from the
-original with a call injected at the start of every run of instructions of
-each instrumented line (``_line_hook(callback)``), and swaps ``__code__`` on
-every live function that runs that code. Code nested in another code
-object's ``co_consts`` (closures, lambdas, comprehensions) is reached by
-rebuilding its parents too. Removing everything restores the exact original
-code objects.
+How it works
+------------
+For every code object that carries hooks, the backend builds a *copy* of the
+**original** code object (never of an earlier copy, so rebuilding always starts
+from a clean slate) with a call of a tiny trampoline injected at the start of
+every run of instructions that belongs to an instrumented line, then assigns the
+copy to ``__code__`` of every live function running that code (found through
+``gc.get_objects()``). A run starts where line events would fire under
+``sys.settrace``: where the line number changes, at the start of the function,
+and at jump targets reached from another line or by a backward jump (a ``for``
+header therefore fires once on entry and once per iteration, like settrace).
+When a jump target continues a line that was already running, a small forward
+jump lets the fall-through path skip the hook, so a line is never counted twice
+for one execution.
 
-Function-level actions (durations) get a call after the frame set-up, one
-before every return, and an exception handler around the body that calls the
-exit hook and re-raises, so calls that raise are timed too.
+The injected code is ``trampoline(slot)``, followed by ``POP_TOP``; its stack
+effect is zero and ``co_stacksize`` grows by the three items it pushes. The
+injected instructions carry the location of the instruction they precede, so
+``co_lines``, tracebacks and ``inspect.getsourcelines`` are unchanged (every copy
+is checked to map to exactly the original's lines). Frame set-up instructions
+(``RESUME``, ``GEN_START``, ``RETURN_GENERATOR``, ``MAKE_CELL``, ``COPY_FREE_VARS``)
+are never preceded by injected code, so generators, coroutines and async
+generators keep working. A hook at the first instruction of a 3.11 exception
+handler (``PUSH_EXC_INFO``) goes right after it, so that whatever the callback
+raises unwinds through the handler's clean-up with a consistent exception state.
 
-Limit, stated plainly: frames already running keep the code they started with
-(a loop that began before the action was placed does not see it until the
-next call).
+Two things are done here rather than by the ``bytecode`` package: exception
+table depths are copied from the original (injected code never changes the
+depth between original instructions, and the package's recomputation gets
+jumps into the middle of an entry wrong, which crashes the interpreter), and
+the 3.10 line table is written the way CPython writes it (bytecode 0.17 drops
+the line of an instruction that follows one without a line, e.g. the first line
+of every generator).
+
+The trampoline reads the callback from a *slot* object stored in the copy's
+constants. Changing the callbacks of lines that are already instrumented only
+updates slots, with no rebuild and no heap scan; removing a line empties its
+slot, so frames still running an older copy go quiet too. Callbacks are called
+with ``sys._getframe(1)`` (the instrumented frame), or None when the callback's
+``wants_frame`` attribute is False. Their result is discarded: a rewritten line
+cannot be switched off cheaply, and the engine removes dead lines itself.
+Exceptions (``Exception`` only) raised by a callback are swallowed inside the
+trampoline, so the host's stack and ``sys.exc_info()`` are untouched.
+
+Function hooks (``set_function``) add a call of ``on_enter`` after the frame
+set-up (once per run: a generator or coroutine resumes past it), a call of
+``on_exit`` before every ``RETURN_VALUE``, and a catch-all handler that calls
+``on_exit`` and re-raises for exits by exception: on 3.11 exception-table
+entries (``TryBegin``/``TryEnd``) covering every instruction no existing entry
+covers, which is exactly where exceptions leave the frame; on 3.10 an outermost
+``SETUP_FINALLY`` block, popped before every return. During an exit by
+exception, ``frame.f_lineno`` seen by ``on_exit`` is None (the handler has no
+line, like the compiler's own clean-up code); traceback lines are unaffected.
+
+Nested code (closures, lambdas, comprehensions, generator expressions) lives in
+its parents' ``co_consts``: ``CodePath.parents`` tells which parents to rebuild,
+bottom-up, so functions created after installation run the instrumented child;
+closure function objects that already exist are swapped directly. When no hook
+is left on a code object or below it, the exact original code object is put
+back on every function.
+
+Limits
+------
+* Frames already running keep the code they started with: a loop or a
+  suspended generator that started before a hook was placed does not see it
+  until the next call. Frames that started with a copy keep calling its slots,
+  so hooks removed since then stay quiet and changed callbacks take effect.
+* Functions created later by such a still-running parent frame get the child
+  code that frame carries (they are instrumented at the next change).
+* Line events follow settrace closely, but not to the instruction in rare
+  exception paths (a handler entered from the same line fires once more).
+* Lines whose only instructions are frame set-up, or that start right after
+  3.11's ``KW_NAMES``/``PRECALL`` (never the case in compiler output), cannot be hooked.
+* On 3.10 the exit handler is one more block on the frame's block stack, whose
+  size is fixed at 20: ``set_function`` on code that already nests 20 try/with
+  blocks raises BackendError instead of risking CPython's fatal overflow.
+* Instrumented code objects hold the trampolines and slots as constants, so
+  ``marshal`` cannot serialise them; pickling code by value (cloudpickle)
+  carries empty slots and needs ``runtime_agent`` importable where it is loaded.
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
 import sys
-from collections.abc import Callable, Mapping
-from types import CodeType, FrameType, FunctionType
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from types import CodeType, FunctionType
 from typing import Any
 
 from runtime_agent.backends.base import (
@@ -31,254 +97,795 @@ from runtime_agent.backends.base import (
     CodePath,
     FrameCallback,
     LineCallback,
+    wants_frame,
 )
 
-try:  # only needed (and installed) below 3.12
+# Guarded: the package is only installed (and only supports the bytecode of)
+# the interpreters this backend serves; importing this module must still work
+# on 3.12+, where the monitoring backend runs instead.
+_bc: Any
+try:
     import bytecode as _bc
-except ImportError:  # pragma: no cover - depends on the interpreter
+except ImportError:  # pragma: no cover - depends on the environment
     _bc = None
 
-_PREAMBLE = frozenset({"RESUME", "GEN_START", "RETURN_GENERATOR", "COPY_FREE_VARS", "MAKE_CELL"})
+_PY311 = sys.version_info >= (3, 11)
+_SUPPORTED = ((3, 10), (3, 11))
+#: The oldest ``bytecode`` the agent's packaging allows (3.11 support came in 0.14).
+_MIN_BYTECODE = (0, 15)
+
+#: Instructions after which execution never falls through to the next one.
+_NO_FALLTHROUGH = frozenset(
+    {
+        "RETURN_VALUE",
+        "RAISE_VARARGS",
+        "RERAISE",
+        "JUMP_FORWARD",
+        "JUMP_ABSOLUTE",
+        "JUMP_BACKWARD",
+        "JUMP_BACKWARD_NO_INTERRUPT",
+    }
+)
+#: 3.10 instructions whose label argument is an exception handler, not a jump.
+_SETUP_OPS = frozenset({"SETUP_FINALLY", "SETUP_WITH", "SETUP_ASYNC_WITH"})
+#: Handler entries that only clean up and re-raise (or end an ``async for``):
+#: the line they carry was already running, so no line event is due there.
+_CLEANUP_OPS = frozenset({"COPY", "POP_EXCEPT", "RERAISE", "END_ASYNC_FOR"})
+#: 3.11 pairs that must stay adjacent: a specialised PRECALL skips the CALL, and
+#: KW_NAMES hands its names to the next PRECALL.
+_GLUED_TO_NEXT = frozenset({"PRECALL", "KW_NAMES"})
+
 _getframe = sys._getframe
+#: CPython 3.10's CO_MAXBLOCKS: the size of a frame's block stack.
+_MAX_BLOCKS_310 = 20
+
+#: The most an injected call adds to the stack: (NULL,) hook, slot.
+_CALL_DEPTH = 3
+#: Stack use of our exit handler: on 3.11 lasti and the exception over an
+#: empty stack; on 3.10 SETUP_FINALLY's six exception values. Plus a call.
+_HANDLER_DEPTH = (2 if _PY311 else 6) + _CALL_DEPTH
 
 
-def _line_hook(callback: Callable[[FrameType | None], bool]) -> None:
+# -- trampolines: the hot path, kept tiny. They never let an Exception out. ----
+
+
+class _LineSlot:
+    """The callback of one instrumented line, read by the trampoline on every hit.
+
+    ``entry`` is ``(callback, wants_frame)`` or None, replaced as one object so
+    a hit racing a change never pairs one callback with the other's flag.
+    """
+
+    __slots__ = ("entry",)
+
+    def __init__(self, callback: LineCallback | None = None) -> None:
+        self.entry: tuple[LineCallback, bool] | None = None
+        self.set(callback)
+
+    def set(self, callback: LineCallback | None) -> None:
+        self.entry = None if callback is None else (callback, wants_frame(callback))
+
+    def __reduce__(self) -> tuple[type[_LineSlot], tuple[()]]:
+        # Code pickled by value (cloudpickle) travels without our callbacks.
+        return (_LineSlot, ())
+
+
+class _FuncSlot:
+    """The ``(on_enter, on_exit)`` callbacks of one instrumented code object, or None."""
+
+    __slots__ = ("pair",)
+
+    def __init__(self, callbacks: tuple[FrameCallback, FrameCallback] | None = None) -> None:
+        self.pair: tuple[FrameCallback, FrameCallback] | None = callbacks
+
+    def set(self, callbacks: tuple[FrameCallback, FrameCallback] | None) -> None:
+        self.pair = callbacks
+
+    def __reduce__(self) -> tuple[type[_FuncSlot], tuple[()]]:
+        return (_FuncSlot, ())
+
+
+def _line_hook(slot: _LineSlot) -> None:
+    entry = slot.entry
+    if entry is not None:
+        try:
+            # Frame 1 is the instrumented function: the injected call is direct.
+            entry[0](_getframe(1) if entry[1] else None)
+        except Exception:
+            # Leaving this handler restores the host's exception state.
+            pass
+
+
+def _enter_hook(slot: _FuncSlot) -> None:
+    pair = slot.pair
+    if pair is not None:
+        try:
+            pair[0](_getframe(1))
+        except Exception:
+            pass
+
+
+def _exit_hook(slot: _FuncSlot) -> None:
+    pair = slot.pair
+    if pair is not None:
+        try:
+            pair[1](_getframe(1))
+        except Exception:
+            pass
+
+
+# -- rewriting one code object ---------------------------------------------------
+
+
+def _line(instr: Any) -> int | None:
+    """An instruction's line, None when it has none (``bytecode`` may say UNSET)."""
+    location = instr.location
+    line = location.lineno if location is not None else None
+    return line if type(line) is int else None
+
+
+def _call(hook: Callable[[Any], None], slot: object, location: Any) -> list[Any]:
+    """Instructions for ``hook(slot)`` with the result dropped: zero stack effect."""
+    Instr = _bc.Instr
+    if _PY311:
+        return [
+            Instr("PUSH_NULL", location=location),
+            Instr("LOAD_CONST", hook, location=location),
+            Instr("LOAD_CONST", slot, location=location),
+            Instr("PRECALL", 1, location=location),
+            Instr("CALL", 1, location=location),
+            Instr("POP_TOP", location=location),
+        ]
+    return [
+        Instr("LOAD_CONST", hook, location=location),
+        Instr("LOAD_CONST", slot, location=location),
+        Instr("CALL_FUNCTION", 1, location=location),
+        Instr("POP_TOP", location=location),
+    ]
+
+
+def _no_location() -> Any:
+    return _bc.instr.InstrLocation(None, None, None, None)
+
+
+def _body_start(items: list[Any]) -> int:
+    """Index of the first item after the frame set-up, where injection may begin."""
+    Instr = _bc.Instr
+    if _PY311:
+        # RETURN_GENERATOR, POP_TOP, MAKE_CELL and COPY_FREE_VARS all precede
+        # the first RESUME, which every 3.11 code object has.
+        for index, item in enumerate(items):
+            if isinstance(item, Instr) and item.name == "RESUME":
+                return index + 1
+        return 0
+    first = next((i for i, item in enumerate(items) if isinstance(item, Instr)), None)
+    if first is not None and items[first].name == "GEN_START":
+        return first + 1
+    return 0
+
+
+class _Edge:
+    """One way into a label: a jump instruction, or an exception handler entry."""
+
+    __slots__ = ("handler", "index", "owner")
+
+    def __init__(self, owner: Any, index: int, handler: bool) -> None:
+        self.owner = owner  # the jump Instr, SETUP_* Instr or TryBegin
+        self.index = index
+        self.handler = handler
+
+    def line(self) -> int | None:
+        return _line(self.owner) if isinstance(self.owner, _bc.Instr) else None
+
+    def retarget(self, label: Any) -> None:
+        if isinstance(self.owner, _bc.Instr):
+            self.owner.arg = label
+        else:
+            self.owner.target = label
+
+
+def _edges(items: list[Any]) -> dict[int, list[_Edge]]:
+    """For each label (by id), every jump and handler entry that reaches it."""
+    Instr, Label = _bc.Instr, _bc.Label
+    try_begin = getattr(_bc, "TryBegin", None)
+    found: dict[int, list[_Edge]] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, Instr):
+            if isinstance(item.arg, Label):
+                edge = _Edge(item, index, item.name in _SETUP_OPS)
+                found.setdefault(id(item.arg), []).append(edge)
+        elif try_begin is not None and isinstance(item, try_begin):
+            found.setdefault(id(item.target), []).append(_Edge(item, index, True))
+    return found
+
+
+def _hook_plan(
+    items: list[Any], start: int, lines: Mapping[int, _LineSlot]
+) -> tuple[dict[int, tuple[_LineSlot, Any]], dict[int, Any]]:
+    """Where line hooks go: {instr index: (slot, skip label)}, {index: skip label after it}.
+
+    A hook at a 3.11 PUSH_EXC_INFO goes right after it (see ``_rewrite``).
+
+    A hook goes before an instruction of an instrumented line when one way of
+    reaching it would raise a settrace line event: the function start, falling
+    through from another line, a jump from another line, a backward jump (not
+    the re-entry of an ``await``'s SEND loop), or an exception handler that
+    does more than clean up. Ways in that would not (falling through or
+    jumping forward from the same line) are sent to a label after the hook.
+    """
+    Instr, Label = _bc.Instr, _bc.Label
+    edges = _edges(items)
+    hooks: dict[int, tuple[_LineSlot, Any]] = {}
+    skips_after: dict[int, Any] = {}
+    prev: int | None = None  # index of the previous instruction; None at the start
+    for index in range(start, len(items)):
+        instr = items[index]
+        if not isinstance(instr, Instr):
+            continue
+        line = _line(instr)
+        slot = lines.get(line) if line is not None else None
+        before = prev
+        prev = index
+        if slot is None:
+            continue
+        previous = items[before] if before is not None else None
+        if instr.name == "RESUME" or (
+            _PY311 and previous is not None and previous.name in _GLUED_TO_NEXT
+        ):
+            continue
+        ins: list[_Edge] = []
+        cursor = index - 1
+        while cursor >= start and not isinstance(items[cursor], Instr):
+            if isinstance(items[cursor], Label):
+                ins.extend(edges.get(id(items[cursor]), ()))
+            cursor -= 1
+        falls = previous is None or previous.name not in _NO_FALLTHROUGH
+        fall_fires = previous is None or _line(previous) != line
+        quiet: list[_Edge] = []
+        fires = falls and fall_fires
+        for edge in ins:
+            if edge.handler:
+                loud = instr.name not in _CLEANUP_OPS
+            else:
+                loud = edge.line() != line or (edge.index > index and instr.name != "SEND")
+            if loud:
+                fires = True
+            else:
+                quiet.append(edge)
+        if not fires or (instr.name == "PUSH_EXC_INFO" and quiet):
+            continue
+        skip = None
+        if quiet or (falls and not fall_fires):
+            skip = Label()
+            for edge in quiet:
+                edge.retarget(skip)
+            if falls and not fall_fires:
+                assert before is not None  # fall_fires is True at the start
+                skips_after[before] = skip
+        hooks[index] = (slot, skip)
+    return hooks, skips_after
+
+
+def _wrap_exits_311(items: list[Any], body: int, handler: Any) -> list[Any]:
+    """Cover every instruction from ``body`` on that no exception entry covers.
+
+    Exception-table entries cannot nest, and an exception leaves the frame
+    exactly from the instructions no entry covers, so these gaps get entries
+    of our own that lead to ``handler``.
+    """
+    Instr, TryBegin, TryEnd = _bc.Instr, _bc.TryBegin, _bc.TryEnd
+    out = items[:body]
+    current: Any = None  # the enclosing TryBegin of the code itself
+    ours: Any = None  # our open TryBegin
+    for item in items[body:]:
+        if isinstance(item, TryBegin):
+            if ours is not None:
+                out.append(TryEnd(ours))
+                ours = None
+            current = item
+        elif isinstance(item, TryEnd):
+            if current is not None and item.entry is current:
+                current = None
+        elif isinstance(item, Instr) and current is None and ours is None:
+            ours = TryBegin(handler, True, 0)  # unwind to an empty stack
+            out.append(ours)
+        out.append(item)
+    if ours is not None:
+        out.append(TryEnd(ours))
+    return out
+
+
+def _rewrite(code: CodeType, lines: Mapping[int, _LineSlot], func: _FuncSlot | None) -> CodeType:
+    """A copy of ``code`` with the line and function hooks injected."""
+    Instr, Label = _bc.Instr, _bc.Label
+    program = _bc.Bytecode.from_code(code)
+    items = list(program)
+    if _PY311:
+        _keep_handler_depths(code, items)
+    if func is not None and not _PY311:
+        depth = _block_depth_310(items)
+        if depth >= _MAX_BLOCKS_310:
+            # One more block would overflow the frame's fixed block stack, a
+            # fatal error (abort) in CPython 3.10.
+            raise RuntimeError(
+                f"it nests {depth} try/with blocks, the most CPython 3.10 allows, "
+                "which leaves none for the exit handler"
+            )
+    start = _body_start(items)
+    # Planning retargets some jumps to labels that are not in ``items`` yet.
+    hooks, skips_after = _hook_plan(items, start, lines) if lines else ({}, {})
+
+    first = next((item for item in items[start:] if isinstance(item, Instr)), None)
+    first_location = first.location if first is not None else _no_location()
+    handler = Label()
+    out: list[Any] = items[:start]
+    if func is not None:
+        out.extend(_call(_enter_hook, func, first_location))
+        if not _PY311:
+            out.append(Instr("SETUP_FINALLY", handler, location=first_location))
+    body = len(out)
+    for index in range(start, len(items)):
+        item = items[index]
+        hook = hooks.get(index)
+        if hook is not None and item.name == "PUSH_EXC_INFO":
+            # A handler's first instruction: the exception must be pushed as
+            # handled before anything can raise, or the clean-up entry that
+            # covers the handler would pop an exception state never pushed.
+            out.append(item)
+            out.extend(_call(_line_hook, hook[0], item.location))
+            continue
+        if hook is not None:
+            out.extend(_call(_line_hook, hook[0], item.location))
+            if hook[1] is not None:
+                out.append(hook[1])
+        if func is not None and isinstance(item, Instr) and item.name == "RETURN_VALUE":
+            if not _PY311:
+                # Ours is the only block left at a return (the compiler pops its own).
+                out.append(Instr("POP_BLOCK", location=item.location))
+            out.extend(_call(_exit_hook, func, item.location))
+        out.append(item)
+        skip = skips_after.get(index)
+        if skip is not None:
+            out.append(Instr("JUMP_FORWARD", skip, location=item.location))
+
+    if func is not None:
+        if _PY311:
+            out = _wrap_exits_311(out, body, handler)
+            out.append(handler)
+            out.extend(_call(_exit_hook, func, _no_location()))
+            # The entry pushed the raising instruction's offset: restore it.
+            out.append(Instr("RERAISE", 1, location=_no_location()))
+        else:
+            out.append(handler)
+            out.extend(_call(_exit_hook, func, _no_location()))
+            out.append(Instr("RERAISE", 0, location=_no_location()))
+    program.clear()
+    program.extend(out)
+    # Every injected sequence runs where the original code's stack is at most
+    # co_stacksize deep and adds _CALL_DEPTH at most; our exit handler starts
+    # from an empty stack. So the size is known without the package's
+    # control-flow analysis, which (in bytecode 0.19) mis-sizes exception
+    # entries that a jump enters past their start, as our skip jumps do.
+    stacksize = code.co_stacksize + _CALL_DEPTH
+    if func is not None:
+        stacksize = max(stacksize, _HANDLER_DEPTH)
+    if _PY311:
+        new = program.to_code(stacksize=stacksize, compute_exception_stack_depths=False)
+    else:
+        new = _assemble_310(program, stacksize)
+    if _lines_of(new) != _lines_of(code):
+        # Never hand out code whose tracebacks would point at the wrong lines.
+        raise RuntimeError(
+            f"the rewritten code maps to lines {sorted(_lines_of(new) - _lines_of(code))} "
+            f"it did not have, or lost {sorted(_lines_of(code) - _lines_of(new))}"
+        )
+    return new
+
+
+def _lines_of(code: CodeType) -> set[int]:
+    return {line for _, _, line in code.co_lines() if line is not None}
+
+
+def _block_depth_310(items: list[Any]) -> int:
+    """The deepest the 3.10 block stack gets in this code, following every path.
+
+    SETUP_* push a block (its handler runs with an EXCEPT_HANDLER block in its
+    place); POP_BLOCK and POP_EXCEPT pop one; unwinding past a handler pops.
+    """
+    Instr, Label = _bc.Instr, _bc.Label
+    at = {id(item): index for index, item in enumerate(items) if isinstance(item, Label)}
+    seen: set[int] = set()
+    work = [(0, 0)]
+    deepest = 0
+    while work:
+        index, depth = work.pop()
+        while index < len(items) and index not in seen:
+            seen.add(index)
+            item = items[index]
+            index += 1
+            if not isinstance(item, Instr):
+                continue
+            name = item.name
+            if name in _SETUP_OPS:
+                depth += 1
+                work.append((at[id(item.arg)], depth))
+            elif name in ("POP_BLOCK", "POP_EXCEPT"):
+                depth -= 1
+            elif isinstance(item.arg, Label):
+                work.append((at[id(item.arg)], depth))
+            deepest = max(deepest, depth)
+            if name in _NO_FALLTHROUGH:
+                break
+    return deepest
+
+
+def _keep_handler_depths(code: CodeType, items: list[Any]) -> None:
+    """Give each TryBegin the stack depth of the original exception-table entry.
+
+    Injected code never changes the stack depth between original
+    instructions, so the compiler's depths stay right; recomputing them is
+    what goes wrong (see ``_rewrite``).
+    """
+    entries = _exception_entries(code.co_exceptiontable)
+    begins = [item for item in items if isinstance(item, _bc.TryBegin)]
+    if len(begins) != len(entries) or any(
+        begin.push_lasti != lasti for begin, (_, lasti) in zip(begins, entries, strict=True)
+    ):
+        raise RuntimeError("the exception table does not match the decoded try blocks")
+    for begin, (depth, _) in zip(begins, entries, strict=True):
+        begin.stack_depth = depth
+
+
+def _exception_entries(table: bytes) -> list[tuple[int, bool]]:
+    """(stack depth, push lasti) of each 3.11 exception-table entry, in order.
+
+    Entries are varints (6 bits a byte, bit 6 = more follows): start, length,
+    target, depth << 1 | lasti; see CPython's exception_handling_notes.txt.
+    """
+    data = iter(table)
+    found: list[tuple[int, bool]] = []
+
+    def varint(first: int) -> int:
+        value = first & 63
+        while first & 64:
+            first = next(data)
+            value = (value << 6) | (first & 63)
+        return value
+
+    for byte in data:
+        varint(byte)  # start
+        varint(next(data))  # length
+        varint(next(data))  # target
+        packed = varint(next(data))
+        found.append((packed >> 1, bool(packed & 1)))
+    return found
+
+
+def _assemble_310(program: Any, stacksize: int) -> CodeType:
+    """``program.to_code()`` with a line table written here, for 3.10.
+
+    bytecode 0.17 merges an instruction into a preceding run without a line
+    when its line equals the last known one, so a generator's first line
+    (right after GEN_START) lost its number. The table is rebuilt from the
+    very instructions that were assembled, the way CPython 3.10 writes it.
+    """
+    concrete = program.to_concrete_bytecode()
+    code = concrete.to_code(stacksize=stacksize)
+    runs = [
+        (instr.size, _line(instr)) for instr in concrete if isinstance(instr, _bc.ConcreteInstr)
+    ]
+    if sum(size for size, _ in runs) != len(code.co_code):
+        raise RuntimeError("the assembled code does not match its instructions")
+    return code.replace(co_linetable=_linetable_310(code.co_firstlineno, runs))
+
+
+def _linetable_310(first_line: int, instructions: list[tuple[int, int | None]]) -> bytes:
+    """A PEP 626 line table as CPython 3.10's ``assemble_line_range`` writes it.
+
+    Pairs of (byte delta 0..254, line delta -127..127), line delta -128 for
+    "no line"; line deltas add up from ``co_firstlineno``, skipping "no line".
+    """
+    table = bytearray()
+    previous_line = first_line
+
+    def emit(size: int, line: int | None) -> None:
+        nonlocal previous_line
+        if size == 0:
+            return
+        if line is None:
+            delta = -128
+        else:
+            delta = line - previous_line
+            previous_line = line
+            while delta > 127:
+                table.extend((0, 127))
+                delta -= 127
+            while delta < -127:
+                table.extend((0, 256 - 127))
+                delta += 127
+        while size > 254:
+            table.extend((254, delta & 0xFF))
+            delta = -128 if line is None else 0
+            size -= 254
+        table.extend((size, delta & 0xFF))
+
+    run_size = 0
+    run_line: int | None = None
+    for size, line in instructions:
+        if run_size and line != run_line:
+            emit(run_size, run_line)
+            run_size = 0
+        if not run_size:
+            run_line = line
+        run_size += size
+    emit(run_size, run_line)
+    return bytes(table)
+
+
+# -- the backend -------------------------------------------------------------------
+
+
+class _Node:
+    """An original code object that carries hooks, or holds one that does."""
+
+    __slots__ = ("func", "installed", "lines", "original", "parent")
+
+    def __init__(self, original: CodeType, parent: CodeType | None) -> None:
+        self.original = original
+        self.parent = parent  # the original of the code holding this one in co_consts
+        self.lines: dict[int, _LineSlot] = {}
+        self.func: _FuncSlot | None = None
+        self.installed: CodeType = original  # what live functions run now
+
+    def empty(self) -> bool:
+        return not self.lines and self.func is None
+
+
+def _check_interpreter() -> None:
+    version = sys.version_info[:2]
+    if version not in _SUPPORTED:
+        raise BackendError(
+            f"the bytecode core serves CPython 3.10 and 3.11, not {sys.version.split()[0]}; "
+            "3.12+ uses the monitoring core"
+        )
+    if sys.implementation.name != "cpython":
+        raise BackendError(f"the bytecode core needs CPython, not {sys.implementation.name}")
+    if _bc is None:
+        raise BackendError("the bytecode core needs the 'bytecode' package: pip install bytecode")
+    found = tuple(int(p) for p in _bc.__version__.split(".")[:2] if p.isdigit())
+    if found < _MIN_BYTECODE:
+        raise BackendError(
+            f"bytecode {_bc.__version__} is too old for Python {sys.version.split()[0]}; "
+            f"need {'.'.join(map(str, _MIN_BYTECODE))} or newer"
+        )
+
+
+def _probe(value: int) -> int:
+    doubled = value * 2
+    if doubled > 100:
+        raise ValueError(doubled)
+    return doubled
+
+
+def _self_test() -> None:
+    """Instrument a small function and run it: proves this bytecode/CPython pair works."""
+    seen: list[str] = []
+    line = _probe.__code__.co_firstlineno + 1
+    lines = {line: _LineSlot(lambda frame: seen.append(f"line {frame.f_locals['value']}"))}
+    func = _FuncSlot((lambda frame: seen.append("enter"), lambda frame: seen.append("exit")))
+    probe = FunctionType(_rewrite(_probe.__code__, lines, func), _probe.__globals__)
+    if probe(3) != 6:
+        raise RuntimeError("the instrumented probe returned a wrong result")
     try:
-        callback(_getframe(1))
-    except Exception:  # the engine's callbacks never raise; belt and braces
+        probe(51)
+    except ValueError:
         pass
-
-
-def _frame_hook(callback: Callable[[FrameType], None]) -> None:
-    try:
-        callback(_getframe(1))
-    except Exception:
-        pass
-
-
-class _State:
-    """What is injected into one original code object."""
-
-    __slots__ = ("current", "func", "lines", "parents")
-
-    def __init__(self, parents: tuple[CodeType, ...]) -> None:
-        self.parents = parents
-        self.lines: dict[int, LineCallback] = {}
-        self.func: tuple[FrameCallback, FrameCallback] | None = None
-        self.current: CodeType | None = None
+    else:
+        raise RuntimeError("the instrumented probe did not raise")
+    want = ["enter", "line 3", "exit", "enter", "line 51", "exit"]
+    if seen != want:
+        raise RuntimeError(f"the instrumented probe reported {seen}, not {want}")
 
 
 class BytecodeBackend(Backend):
-    """Injected calls in copies of the code objects that carry actions."""
+    """Hooks injected into copies of the code objects, swapped onto live functions."""
 
     name = "bytecode"
 
     def __init__(self) -> None:
-        if _bc is None:
-            raise BackendError("the bytecode package is not installed (pip install bytecode)")
-        if sys.version_info >= (3, 12) or sys.version_info < (3, 10):
+        _check_interpreter()
+        try:
+            _self_test()
+        except Exception as exc:
             raise BackendError(
-                f"the bytecode core serves Python 3.10 and 3.11, not {sys.version.split()[0]}"
-            )
-        self._states: dict[int, _State] = {}  # id(original) -> state
-        self._originals: dict[int, CodeType] = {}  # id(original) -> original
-        self._copies: dict[int, CodeType] = {}  # id(copy) -> original
+                f"bytecode {_bc.__version__} cannot instrument code on Python "
+                f"{sys.version.split()[0]}: {exc}"
+            ) from exc
+        self._nodes: dict[int, _Node] = {}  # id(original) -> node
+        # id(copy) -> (weak reference to the copy, original). Weak: frames may
+        # keep running a replaced copy, and its id must not be reused meanwhile.
+        self._copies: dict[int, tuple[weakref.ref[CodeType], CodeType]] = {}
+
+    # -- Backend interface -----------------------------------------------------------
 
     def canonical(self, code: CodeType) -> CodeType:
-        return self._copies.get(id(code), code)
-
-    # -- Backend interface -----------------------------------------------------
+        entry = self._copies.get(id(code))
+        if entry is not None and entry[0]() is code:
+            return entry[1]
+        return code
 
     def set_lines(self, path: CodePath, callbacks: Mapping[int, LineCallback]) -> None:
-        state = self._state(path)
-        state.lines = dict(callbacks)
-        self._rebuild(path)
+        node = self._nodes.get(id(self.canonical(path.code)))
+        if node is None:
+            if not callbacks:
+                return
+            node = self._node_for(path)
+        old = node.lines
+        if old.keys() != callbacks.keys():
+            # Kept lines keep their slot; new lines get one in a new copy.
+            node.lines = {line: old.get(line) or _LineSlot() for line in callbacks}
+            try:
+                self._rebuild(node)
+            except BackendError:
+                node.lines = old
+                self._prune()
+                raise
+            for line, slot in old.items():
+                if line not in callbacks:
+                    slot.set(None)  # quiet in frames still running an older copy
+        # Same lines: the copy stays and only the slots change (no rebuild).
+        for line, callback in callbacks.items():
+            node.lines[line].set(callback)
 
     def set_function(
         self, path: CodePath, callbacks: tuple[FrameCallback, FrameCallback] | None
     ) -> None:
-        state = self._state(path)
-        state.func = callbacks
-        self._rebuild(path)
+        node = self._nodes.get(id(self.canonical(path.code)))
+        if node is not None and node.func is not None and callbacks is not None:
+            node.func.set(callbacks)
+            return
+        if callbacks is None:
+            if node is None or node.func is None:
+                return
+            old = node.func
+            node.func = None
+            try:
+                self._rebuild(node)
+            except BackendError:
+                node.func = old
+                raise
+            old.set(None)
+            return
+        if node is None:
+            node = self._node_for(path)
+        node.func = _FuncSlot(callbacks)
+        try:
+            self._rebuild(node)
+        except BackendError:
+            node.func = None
+            self._prune()
+            raise
 
     def close(self) -> None:
-        for key in list(self._states):
-            state = self._states[key]
-            state.lines, state.func = {}, None
-            original = self._originals[key]
-            self._rebuild(CodePath(original, state.parents))
+        nodes = list(self._nodes.values())
+        self._nodes.clear()
+        for node in nodes:
+            for slot in node.lines.values():
+                slot.set(None)
+            if node.func is not None:
+                node.func.set(None)
+        _swap({id(n.original): n.original for n in nodes}, self.canonical)
+        self._copies.clear()
 
-    # -- building ----------------------------------------------------------------
+    # -- registry ----------------------------------------------------------------
 
-    def _state(self, path: CodePath) -> _State:
-        key = id(path.code)
-        state = self._states.get(key)
-        if state is None:
-            state = self._states[key] = _State(path.parents)
-            self._originals[key] = path.code
-        return state
-
-    def _rebuild(self, path: CodePath) -> None:
-        """Rebuild ``path.code`` and every parent from the originals, then swap."""
-        chain = (*path.parents, path.code)
-        # Bottom-up: each code object's copy holds the new copy of its child.
-        replacement: dict[int, CodeType] = {}
-        for code in reversed(chain):
-            built = self._build(code, replacement)
-            replacement[id(code)] = built
+    def _node_for(self, path: CodePath) -> _Node:
+        """The node of ``path.code``, creating it and its parents' nodes as needed."""
+        chain = [self.canonical(code) for code in (*path.parents, path.code)]
+        for parent, child in itertools.pairwise(chain):
+            if not any(const is child for const in parent.co_consts):
+                raise BackendError(
+                    f"{child.co_name} (line {child.co_firstlineno}) is not in the constants "
+                    f"of {parent.co_name} (line {parent.co_firstlineno}); the code path is stale"
+                )
+        holder: CodeType | None = None
+        node: _Node | None = None
         for code in chain:
-            self._install(code, replacement[id(code)])
+            node = self._nodes.get(id(code))
+            if node is None:
+                node = self._nodes[id(code)] = _Node(code, holder)
+            elif node.parent is None and holder is not None:
+                node.parent = holder
+            holder = code
+        assert node is not None
+        return node
 
-    def _build(self, original: CodeType, children: Mapping[int, CodeType]) -> CodeType:
-        state = self._states.get(id(original))
-        consts = original.co_consts
-        if any(id(c) in children for c in consts if isinstance(c, CodeType)):
-            consts = tuple(children.get(id(c), c) if isinstance(c, CodeType) else c for c in consts)
-        else:
-            # Children not being rebuilt now keep their current copy.
-            consts = tuple(self._current(c) if isinstance(c, CodeType) else c for c in consts)
-        lines = state.lines if state is not None else {}
-        func = state.func if state is not None else None
-        if not lines and func is None:
-            if all(a is b for a, b in zip(consts, original.co_consts, strict=True)):
-                return original
-            return original.replace(co_consts=consts)
-        return _inject(original.replace(co_consts=consts), lines, func)
+    def _root(self, node: _Node) -> _Node:
+        while node.parent is not None:
+            parent = self._nodes.get(id(node.parent))
+            if parent is None:
+                break
+            node = parent
+        return node
 
-    def _current(self, code: CodeType) -> CodeType:
-        state = self._states.get(id(code))
-        return state.current if state is not None and state.current is not None else code
+    def _prune(self) -> None:
+        """Forget nodes with nothing injected in them or below them."""
+        for key, node in list(self._nodes.items()):
+            if node.empty() and node.installed is node.original:
+                del self._nodes[key]
 
-    def _install(self, original: CodeType, new: CodeType) -> None:
-        key = id(original)
-        state = self._states.get(key)
-        old = state.current if state is not None else None
-        if state is not None:
-            state.current = None if new is original else new
-            if old is not None:
-                self._copies.pop(id(old), None)
-            if new is not original:
-                self._copies[id(new)] = original
-                self._originals[key] = original
-        targets = {id(original)}
-        if old is not None:
-            targets.add(id(old))
-        for func in _functions_running(targets):
-            func.__code__ = new
-        if state is not None and not state.lines and state.func is None and state.current is None:
-            # Nothing injected any more: forget it (its children keep their own state).
-            self._states.pop(key, None)
-            self._originals.pop(key, None)
+    # -- building and installing ---------------------------------------------------
 
+    def _rebuild(self, node: _Node) -> None:
+        """Rebuild the tree holding ``node`` from the originals, then swap functions."""
+        built: list[tuple[_Node, CodeType]] = []
+        try:
+            self._build(self._root(node), built, set())
+        except Exception as exc:
+            raise BackendError(
+                f"cannot instrument {node.original.co_name} "
+                f"({node.original.co_filename}:{node.original.co_firstlineno}): {exc}"
+            ) from exc
+        changed = {id(n.original): new for n, new in built if new is not n.installed}
+        if not changed:
+            return
+        for n, new in built:
+            n.installed = new
+            if new is not n.original:
+                self._remember(new, n.original)
+        _swap(changed, self.canonical)
+        self._prune()
 
-def _functions_running(code_ids: set[int]) -> list[FunctionType]:
-    return [
-        obj
-        for obj in gc.get_objects()
-        if type(obj) is FunctionType and id(obj.__code__) in code_ids
-    ]
+    def _build(self, node: _Node, built: list[tuple[_Node, CodeType]], seen: set[int]) -> CodeType:
+        """The code ``node.original`` should run now: children first, then its own hooks."""
+        original = node.original
+        seen.add(id(original))
+        consts: list[Any] | None = None
+        for index, const in enumerate(original.co_consts):
+            if type(const) is not CodeType or id(const) in seen:
+                continue
+            child = self._nodes.get(id(const))
+            if child is None:
+                continue
+            if child.parent is None:
+                child.parent = original  # learnt here; lets later changes reach us
+            new_child = self._build(child, built, seen)
+            if new_child is not const:
+                if consts is None:
+                    consts = list(original.co_consts)
+                consts[index] = new_child
+        source = original if consts is None else original.replace(co_consts=tuple(consts))
+        new = _rewrite(source, node.lines, node.func) if not node.empty() else source
+        built.append((node, new))
+        return new
 
+    def _remember(self, copy: CodeType, original: CodeType) -> None:
+        key = id(copy)
+        copies = self._copies
 
-def _call(target: Callable[..., Any], arg: Any, lineno: int | None, location: Any) -> list[Any]:
-    """Instructions that call ``target(arg)`` and drop the result, at zero stack effect."""
-    Instr = _bc.Instr
-    kw = {"location": location} if location is not None else {"lineno": lineno}
-    if sys.version_info >= (3, 11):
-        return [
-            Instr("PUSH_NULL", **kw),
-            Instr("LOAD_CONST", target, **kw),
-            Instr("LOAD_CONST", arg, **kw),
-            Instr("PRECALL", 1, **kw),
-            Instr("CALL", 1, **kw),
-            Instr("POP_TOP", **kw),
-        ]
-    return [
-        Instr("LOAD_CONST", target, **kw),
-        Instr("LOAD_CONST", arg, **kw),
-        Instr("CALL_FUNCTION", 1, **kw),
-        Instr("POP_TOP", **kw),
-    ]
+        def forget(ref: weakref.ref[CodeType]) -> None:
+            entry = copies.get(key)
+            if entry is not None and entry[0] is ref:
+                del copies[key]
 
-
-def _inject(
-    code: CodeType,
-    lines: Mapping[int, LineCallback],
-    func: tuple[FrameCallback, FrameCallback] | None,
-) -> CodeType:
-    program = _bc.Bytecode.from_code(code)
-    Instr = _bc.Instr
-    items = list(program)
-    out: list[Any] = []
-    start = _body_start(items)
-    out.extend(items[:start])
-    if func is not None:
-        first = next((i for i in items[start:] if isinstance(i, Instr)), None)
-        where = getattr(first, "location", None) if first is not None else None
-        out.extend(_call(_frame_hook, func[0], code.co_firstlineno, where))
-    previous_line: int | None = None
-    for item in items[start:]:
-        if isinstance(item, Instr):
-            line = item.lineno
-            if line in lines and line != previous_line and item.name != "NOP":
-                out.extend(_call(_line_hook, lines[line], line, getattr(item, "location", None)))
-            if func is not None and item.name == "RETURN_VALUE":
-                out.extend(_call(_frame_hook, func[1], line, getattr(item, "location", None)))
-            if item.name != "NOP":
-                previous_line = line
-        elif isinstance(item, _bc.Label):
-            # A jump target starts a new run: a loop back to the line hits it again.
-            previous_line = None
-        out.append(item)
-    if func is not None:
-        out = _on_exception(out, start, func[1], code.co_firstlineno)
-    program.clear()
-    program.extend(out)
-    return program.to_code()
+        self._copies[key] = (weakref.ref(copy, forget), original)
 
 
-def _body_start(items: list[Any]) -> int:
-    """Index after the frame set-up: nothing may run before the first RESUME / GEN_START."""
-    for index, item in enumerate(items):
-        if not isinstance(item, _bc.Instr):
-            continue
-        if item.name in ("RESUME", "GEN_START"):
-            return index + 1
-        if item.name not in _PREAMBLE:
-            return index
-    return 0
+def _swap(targets: Mapping[int, CodeType], canonical: Callable[[CodeType], CodeType]) -> None:
+    """Point every live function whose code stems from a target's original at the target.
 
-
-def _on_exception(items: list[Any], start: int, on_exit: FrameCallback, line: int) -> list[Any]:
-    """Call ``on_exit`` when an exception leaves the frame, then re-raise it.
-
-    3.11: every instruction outside the code's own try ranges gets an extra
-    exception-table range whose handler calls the hook and re-raises; the
-    code's own handlers end in instructions so covered, so exceptions that
-    escape them arrive here too. 3.10: an outermost SETUP_FINALLY block.
+    ``targets`` maps id(original) to the code to run. Matching through
+    ``canonical`` also catches functions that still run an older copy.
     """
-    Instr = _bc.Instr
-    handler = _bc.Label()
-    call = _call(_frame_hook, on_exit, line, None)
-    out = list(items[:start])
-    if sys.version_info >= (3, 11):
-        inside, opened = False, None
-        for item in items[start:]:
-            if isinstance(item, _bc.TryBegin):
-                if opened is not None:
-                    out.append(_bc.TryEnd(opened))
-                    opened = None
-                inside = True
-            elif isinstance(item, _bc.TryEnd):
-                inside = False
-            elif isinstance(item, Instr) and not inside and opened is None:
-                opened = _bc.TryBegin(handler, push_lasti=True)
-                out.append(opened)
-            out.append(item)
-        if opened is not None:
-            out.append(_bc.TryEnd(opened))
-        out += [handler, *call, Instr("RERAISE", 1, lineno=line)]
-    else:
-        out.append(Instr("SETUP_FINALLY", handler, lineno=line))
-        out += items[start:]
-        out += [handler, *call, Instr("RERAISE", 0, lineno=line)]
-    return out
+    if not targets:
+        return
+    for obj in _functions():
+        code = obj.__code__
+        new = targets.get(id(canonical(code)))
+        if new is not None and code is not new:
+            obj.__code__ = new
+
+
+def _functions() -> Iterable[FunctionType]:
+    # FunctionType cannot be subclassed, so an exact type check is complete.
+    return [obj for obj in gc.get_objects() if type(obj) is FunctionType]
