@@ -62,10 +62,7 @@ class HubClient:
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
-            raise HubClientError(
-                f"cannot reach the hub at {self.url} ({type(exc).__name__}); start it with "
-                "'runtime-mcp serve' or point --hub / RUNTIME_MCP_HUB at it"
-            ) from None
+            raise unreachable(self.url, exc) from None
         return decode(response)
 
     # The user API, one method per endpoint.
@@ -112,6 +109,14 @@ class HubClient:
         if action_id:
             params["action"] = action_id
         return self.call("GET", "/v1/audit", params=params)["audit"]
+
+
+def unreachable(url: str, exc: Exception) -> HubClientError:
+    """The error for a hub that did not answer, saying how to get one."""
+    return HubClientError(
+        f"cannot reach the hub at {url} ({type(exc).__name__}); start it with "
+        "'runtime-mcp serve' or point --hub / RUNTIME_MCP_HUB at it"
+    )
 
 
 def decode(response: httpx.Response) -> dict[str, Any]:
@@ -178,8 +183,5 @@ class AsyncHubClient:
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
-            raise HubClientError(
-                f"cannot reach the hub at {self.url} ({type(exc).__name__}); start it with "
-                "'runtime-mcp serve' or point --hub / RUNTIME_MCP_HUB at it"
-            ) from None
+            raise unreachable(self.url, exc) from None
         return decode(response)

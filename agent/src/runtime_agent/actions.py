@@ -415,20 +415,9 @@ class MetricAction(Action):
         self.aggregate.add(float(value))
 
     def flush(self) -> None:
-        figures = self.aggregate.take()
-        if figures is not None:
-            self.total += figures["count"]
-            self.host.emit_control(
-                {
-                    "type": "metric",
-                    "action": self.id,
-                    "ts": time.time(),
-                    "metric": "value",
-                    "expression": self.expression.source,
-                    "total": self.total,
-                    **figures,
-                }
-            )
+        self.total = _emit_aggregate(
+            self, self.aggregate, self.total, metric="value", expression=self.expression.source
+        )
 
 
 class DurationAction(Action):
@@ -484,20 +473,26 @@ class DurationAction(Action):
             self._cpu += _perf() - end
 
     def flush(self) -> None:
-        figures = self.aggregate.take()
-        if figures is not None:
-            self.total += figures["count"]
-            self.host.emit_control(
-                {
-                    "type": "metric",
-                    "action": self.id,
-                    "ts": time.time(),
-                    "metric": "duration",
-                    "unit": "ms",
-                    "total": self.total,
-                    **figures,
-                }
-            )
+        self.total = _emit_aggregate(self, self.aggregate, self.total, metric="duration", unit="ms")
+
+
+def _emit_aggregate(action: Action, aggregate: Aggregate, total: int, **labels: str) -> int:
+    """Ship a metric window (if anything was added) and return the new running total."""
+    figures = aggregate.take()
+    if figures is None:
+        return total
+    total += figures["count"]
+    action.host.emit_control(
+        {
+            "type": "metric",
+            "action": action.id,
+            "ts": time.time(),
+            **labels,
+            "total": total,
+            **figures,
+        }
+    )
+    return total
 
 
 __all__ = [
