@@ -182,6 +182,13 @@ TARGET = textwrap.dedent(
         return acc
 
 
+    def pick(a, b, c):
+        first = a and b or "none"  # L:pick
+        both = (first and c  # L:pick_join
+                and b)
+        return both
+
+
     def suppressing(x):
         with contextlib.suppress(KeyError):  # L:with_header
             raise KeyError(x)
@@ -205,9 +212,9 @@ TARGET = textwrap.dedent(
 )
 
 MARKERS = {
-    match.split("# L:")[1].strip(): number
-    for number, match in enumerate(TARGET.splitlines(), start=1)
-    if "# L:" in match
+    text.split("# L:")[1].strip(): number
+    for number, text in enumerate(TARGET.splitlines(), start=1)
+    if "# L:" in text
 }
 
 
@@ -745,6 +752,7 @@ def test_results_are_identical_with_and_without_hooks(mod, backend):
         lambda: mod.spin(50),
         lambda: mod.suppressing(3),
         lambda: mod.retrying(7),
+        lambda: [mod.pick(a, b, c) for a in (0, 1) for b in (0, 2) for c in (0, 1)],
     ]
     plain_results = [call() for call in calls]
     for code_path in _all_paths(mod):
@@ -839,6 +847,7 @@ def _all_paths(mod: types.ModuleType) -> list[CodePath]:
         mod.spin,
         mod.suppressing,
         mod.retrying,
+        mod.pick,
     ]
     found: list[CodePath] = []
 
@@ -869,6 +878,8 @@ def test_hit_counts_match_settrace_line_events(mod, backend):
         mod.handler_state()
         mod.suppressing(1)
         mod.retrying(5)
+        for flags in ((0, 1, 1), (1, 2, 0), (1, 0, 1)):
+            mod.pick(*flags)
         asyncio.run(mod.fetch(2))
         with pytest.raises(ZeroDivisionError):
             mod.fails(1)
