@@ -224,3 +224,19 @@ def test_closed_engine_refuses_new_actions():
     eng.close()
     with pytest.raises(AgentError, match="closed"):
         eng.add_counter(at("trade_total"))
+
+
+def test_a_core_refusal_fails_the_action_not_the_caller(engine, monkeypatch):
+    from runtime_agent.backends import BackendError
+
+    def refuse(*args, **kwargs):
+        raise BackendError("too deeply nested")
+
+    monkeypatch.setattr(engine._backend, "set_lines", refuse)
+    status = engine.add_counter(at("trade_total"))
+    now = engine.status(status.id)
+    assert now.state == "error"
+    assert "too deeply nested" in now.message
+    monkeypatch.undo()
+    trade(1)  # the host runs on, untouched
+    assert engine.status(status.id).hits == 0

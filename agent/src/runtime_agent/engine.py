@@ -34,7 +34,7 @@ from runtime_agent.actions import (
     MetricAction,
     SnapshotAction,
 )
-from runtime_agent.backends import Backend, CodePath, choose_backend
+from runtime_agent.backends import Backend, BackendError, CodePath, choose_backend
 from runtime_agent.budget import CpuBudget, fraction_from_env
 from runtime_agent.errors import (
     ActionNotFound,
@@ -419,7 +419,13 @@ class Engine:
 
     def _activate(self, action: Action, note: str) -> None:
         action.set_state(state.INSTALLED, note)
-        self._rearm(action)
+        try:
+            self._rearm(action)
+        except BackendError as exc:
+            # The core refused this code object (a 3.10 function nested 20
+            # blocks deep, say): the action fails, the code stays as it was.
+            action.set_state(state.ERROR, f"cannot instrument here: {exc}")
+            self._uninstall(action)
 
     def _check_blocklist(
         self, spec: locate.LocationSpec, module: str | None, filename: str
@@ -459,7 +465,10 @@ class Engine:
             if action in site.func:
                 site.func.remove(action)  # type: ignore[arg-type]
             action.live = False
-            self._apply(site)
+            try:
+                self._apply(site)
+            except BackendError:
+                pass  # nothing more can be taken out of that code object
         action.live = False
 
     def _rearm(self, action: Action) -> None:
