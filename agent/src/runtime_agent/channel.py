@@ -288,7 +288,7 @@ class Channel:
             self._reports = events[MAX_BATCH:]  # shipped in the next batch
         self._upload.request("POST", f"/v1/agents/{self.agent_id}/events", self._pending)
         self._pending = None
-        if force and (self._reports or len(self.engine._outbox)):
+        if force and (self._reports or self.engine.stats()["queued_events"]):
             self._ship(force=True)
 
 
