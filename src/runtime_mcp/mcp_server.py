@@ -218,7 +218,10 @@ class Tools:
         try:
             yield client
         except HubClientError as exc:
-            raise ToolError(str(exc)) from None
+            message = str(exc)
+            if exc.code == "unknown_action":
+                message += "; list_actions shows the ids"
+            raise ToolError(message) from None
         finally:
             await client.aclose()
 
@@ -330,14 +333,7 @@ class Tools:
                 removed = (await hub.call("DELETE", "/v1/actions"))["removed"]
             else:
                 for action_id in ids or []:
-                    try:
-                        removed += (await hub.call("DELETE", f"/v1/actions/{action_id}"))["removed"]
-                    except HubClientError as exc:
-                        if exc.status == 404:
-                            raise ToolError(
-                                f"no action {action_id}; list_actions shows the ids"
-                            ) from None
-                        raise
+                    removed += (await hub.call("DELETE", f"/v1/actions/{action_id}"))["removed"]
         return Removed(
             removed=removed, summary=f"Removed {len(removed)} action(s); the code is restored."
         )
@@ -357,24 +353,17 @@ class Tools:
         async with self.hub() as hub:
             while True:
                 left = max(0.0, deadline - time.monotonic())
-                try:
-                    page = await hub.call(
-                        "GET",
-                        f"/v1/actions/{action_id}/hits",
-                        params={
-                            "after": cursor,
-                            "limit": page_size - len(collected),
-                            "wait": min(left, 5.0),
-                            "min_hits": min_hits - len(collected),
-                        },
-                        timeout=min(left, 5.0) + 30,
-                    )
-                except HubClientError as exc:
-                    if exc.status == 404:
-                        raise ToolError(
-                            f"no action {action_id}; list_actions shows the ids"
-                        ) from None
-                    raise
+                page = await hub.call(
+                    "GET",
+                    f"/v1/actions/{action_id}/hits",
+                    params={
+                        "after": cursor,
+                        "limit": page_size - len(collected),
+                        "wait": min(left, 5.0),
+                        "min_hits": min_hits - len(collected),
+                    },
+                    timeout=min(left, 5.0) + 30,
+                )
                 collected += page["hits"]
                 cursor = page["cursor"]
                 action = page["action"]
@@ -414,18 +403,11 @@ class Tools:
         cursor = 0
         async with self.hub() as hub:
             while len(hits) < 200:
-                try:
-                    page = await hub.call(
-                        "GET",
-                        f"/v1/actions/{action_id}/hits",
-                        params={"after": cursor, "limit": 100},
-                    )
-                except HubClientError as exc:
-                    if exc.status == 404:
-                        raise ToolError(
-                            f"no action {action_id}; list_actions shows the ids"
-                        ) from None
-                    raise
+                page = await hub.call(
+                    "GET",
+                    f"/v1/actions/{action_id}/hits",
+                    params={"after": cursor, "limit": 100},
+                )
                 snaps = [h for h in page["hits"] if h["type"] == "snapshot"]
                 hits += snaps
                 if not page["hits"]:
