@@ -42,6 +42,18 @@ def wait_until(check: Callable[[], object], timeout: float = 15.0, every: float 
     raise AssertionError(f"timed out after {timeout}s; last: {last!r}")
 
 
+def end_process(proc: subprocess.Popen[bytes] | None, sig: int) -> None:
+    """Send ``sig`` to a still-running process and reap it, killing it after 10 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class HubProcess:
     """A ``runtime-mcp serve`` subprocess."""
 
@@ -75,13 +87,7 @@ class HubProcess:
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_process(self.proc, sig)
         self.proc = None
 
     def client(self, token: str | None = None) -> httpx.Client:
@@ -149,13 +155,7 @@ class AgentProcess:
         return self.proc.pid
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_process(self.proc, sig)
 
 
 @pytest.fixture
