@@ -203,6 +203,43 @@ def agent_for(http: httpx.Client, pid: int) -> dict | None:
     return None
 
 
+class FakeAgent:
+    """An agent the test speaks for over HTTP: registered, holding its credential."""
+
+    def __init__(self, hub: HubProcess, service: str = "fake", token: str | None = None) -> None:
+        self.hub = hub
+        self.instance_id = f"fake{time.monotonic_ns()}"
+        self.service = service
+        reply = self.register(token=token)
+        assert reply.status_code == 200, reply.text
+        self.id: str = reply.json()["agent_id"]
+        self.credential: str = reply.json()["credential"]
+
+    def register(self, token: str | None = None, **fields: object) -> httpx.Response:
+        body = {"protocol": 1, "instance_id": self.instance_id, "service": self.service}
+        body.update(fields)
+        headers = {"Authorization": f"Bearer {token or self.hub.agent_token}"}
+        if not (token or self.hub.agent_token):
+            headers = {}
+        return httpx.post(f"{self.hub.url}/v1/agents/register", json=body, headers=headers)
+
+    def client(self, credential: str | None = None) -> httpx.Client:
+        """An HTTP client speaking with this agent's credential (or another)."""
+        return httpx.Client(
+            base_url=self.hub.url,
+            headers={"Authorization": f"Bearer {credential or self.credential}"},
+            timeout=30,
+        )
+
+    def poll(self, version: int = 0, wait: float = 0) -> dict:
+        with self.client() as http:
+            reply = http.get(
+                f"/v1/agents/{self.id}/actions", params={"version": version, "wait": wait}
+            )
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+
 def line_of(text: str) -> int:
     """The line of ``text`` in the trading example's service.py."""
     source = (TRADING / "trading_app" / "service.py").read_text().splitlines()
