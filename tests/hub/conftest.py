@@ -63,6 +63,7 @@ class HubProcess:
         token: str | None = None,
         agent_token: str | None = None,
         extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -70,6 +71,7 @@ class HubProcess:
         self.token = token
         self.agent_token = agent_token
         self.extra = extra or []
+        self.env = env or {}
         self.log = tmp / f"hub-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -80,6 +82,7 @@ class HubProcess:
         if self.agent_token:
             args += ["--agent-token", self.agent_token]
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_MCP_")}
+        env.update(self.env)
         self.proc = subprocess.Popen(
             args, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env
         )
@@ -174,6 +177,16 @@ def hub(tmp_path: Path, processes: list) -> HubProcess:
     proc = HubProcess(tmp_path).start()
     processes.append(proc)
     return proc
+
+
+@pytest.fixture(scope="module")
+def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """One hub (no tokens) for the tests of a module that need no hub of their own."""
+    proc = HubProcess(tmp_path_factory.mktemp("hub")).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
 
 
 @pytest.fixture
