@@ -219,9 +219,15 @@ def agent_for(http: httpx.Client, pid: int) -> dict | None:
 class FakeAgent:
     """An agent the test speaks for over HTTP: registered, holding its credential."""
 
-    def __init__(self, hub: HubProcess, service: str = "fake", token: str | None = None) -> None:
+    def __init__(
+        self,
+        hub: HubProcess,
+        service: str = "fake",
+        token: str | None = None,
+        instance_id: str | None = None,
+    ) -> None:
         self.hub = hub
-        self.instance_id = f"fake{time.monotonic_ns()}"
+        self.instance_id = instance_id or f"fake{time.monotonic_ns()}"
         self.service = service
         reply = self.register(token=token)
         assert reply.status_code == 200, reply.text
