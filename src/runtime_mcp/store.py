@@ -4,7 +4,10 @@ Behind a narrow interface so another database could replace SQLite without
 touching the rest. SQLite runs in WAL mode with ``synchronous=FULL``: a batch
 the hub acknowledged must survive a ``kill -9`` of the hub or a power cut.
 All methods are synchronous and thread-safe (one connection behind a lock);
-the async app calls them from a worker thread.
+the async app calls them from a worker thread. Agents are stored with the
+SHA-256 of their credential, never the credential. The audit trail is
+bounded: ``trim_audit`` keeps rows by count and age, and an agent's state
+changes are audited at most ``AUDITED_STATES`` times per action.
 """
 
 from __future__ import annotations
