@@ -1,14 +1,14 @@
 """The hub's HTTP app: the agent protocol and the user API (docs/protocol.md).
 
-Every failure is a JSON body ``{"error", "message"}`` with a 4xx status; no
+Every request first passes the browser guard (Host, Origin, Content-Type),
+then its token or agent credential (``auth.py``). Every failure is a JSON
+body ``{"error", "message"}`` (``responses.py``) with a 4xx status; no
 malformed request reaches the store, and nothing acknowledged is lost.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -16,73 +16,24 @@ import anyio
 import structlog
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from runtime_mcp import protocol
-from runtime_mcp.auth import AGENT, USER, AuthError, Tokens
-from runtime_mcp.hub import Hub, PlacementError, QueryError
+from runtime_mcp.auth import AGENT, USER, AuthError, Tokens, bearer
+from runtime_mcp.browserguard import Allowed, BrowserGuard
+from runtime_mcp.hub import ClaimError, Hub, PlacementError, QueryError
+from runtime_mcp.jsonbody import read_json
+from runtime_mcp.responses import ApiError, JsonResponse, error_response
 from runtime_mcp.selectors import SelectorError, parse_selector
 
 log = structlog.get_logger("runtime_mcp.app")
 
-MAX_BODY = 1 << 20
-MAX_INFLATED = 8 << 20
 SWEEP_EVERY = 2.0
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-class ApiError(Exception):
-    """A request the hub refuses, with its HTTP status and error code."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-def error(status: int, code: str, message: str) -> JSONResponse:
-    """The uniform error response."""
-    return JSONResponse({"error": code, "message": message}, status_code=status)
-
-
-async def read_json(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, size-checked and gunzipped."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise ApiError(413, "too_large", f"body of {declared} bytes; the limit is {MAX_BODY}")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise ApiError(413, "too_large", f"body over {MAX_BODY} bytes")
-    encoding = request.headers.get("content-encoding", "identity").lower()
-    if encoding == "gzip":
-        try:
-            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            raw = inflater.decompress(bytes(body), MAX_INFLATED + 1)
-        except zlib.error:
-            raise ApiError(400, "bad_request", "the gzip body is corrupt") from None
-        if len(raw) > MAX_INFLATED:
-            raise ApiError(413, "too_large", f"body inflates past {MAX_INFLATED} bytes")
-    elif encoding in ("identity", ""):
-        raw = bytes(body)
-    else:
-        raise ApiError(
-            415, "unsupported_media_type", f"Content-Encoding {encoding!r}; send gzip or nothing"
-        )
-    ctype = request.headers.get("content-type", "application/json")
-    if "json" not in ctype:
-        raise ApiError(415, "unsupported_media_type", f"Content-Type {ctype!r}; send JSON")
-    try:
-        data = json.loads(raw or b"{}")
-    except ValueError as exc:
-        raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "bad_request", "the body must be a JSON object")
-    return data
 
 
 def parse(model: type[BaseModel], data: dict[str, Any]) -> Any:
@@ -112,42 +63,67 @@ def create_app(
     tokens: Tokens,
     extra_routes: list[Any] | None = None,
     lifespans: list[Any] | None = None,
+    allowed: Allowed | None = None,
 ) -> Starlette:
-    """The Starlette app serving ``hub``."""
+    """The Starlette app serving ``hub``, answering only to ``allowed`` hosts and origins."""
 
-    def guarded(needs: str, handler: Callable[..., Awaitable[Any]]) -> Handler:
+    def guarded(needs: str | None, handler: Callable[..., Awaitable[Any]]) -> Handler:
+        """``needs``: USER or AGENT (a shared token), or None: the agent's own credential."""
+
         async def endpoint(request: Request) -> Response:
             try:
-                role = tokens.check(request, needs)
+                role = tokens.check(request, needs) if needs else AGENT
                 result = await handler(request, role)
             except AuthError as exc:
-                code = "unauthorized" if exc.status == 401 else "forbidden"
-                return error(exc.status, code, str(exc))
+                return error_response(exc.status, exc.code, str(exc))
             except ApiError as exc:
-                return error(exc.status, exc.code, str(exc))
+                return error_response(exc.status, exc.code, str(exc))
             except Exception:
                 log.exception("request failed", path=request.url.path)
-                return error(500, "internal", "the hub failed on this request; see its log")
+                return error_response(
+                    500, "internal", "the hub failed on this request; see its log"
+                )
             if isinstance(result, Response):
                 return result
-            return JSONResponse(result)
+            return JsonResponse(result)
 
         return endpoint
 
     def agent_of(request: Request) -> str:
+        """The agent a request to ``/v1/agents/{agent_id}/...`` comes from, proven by its
+        credential; AuthError or ApiError otherwise."""
         agent_id = request.path_params["agent_id"]
+        given = bearer(request)
+        if not given:
+            raise AuthError(
+                401,
+                "agent endpoints need the agent's own credential (the register reply's "
+                "'credential'): send Authorization: Bearer <credential>",
+            )
         if not hub.known(agent_id):
-            raise ApiError(404, "unknown_agent", f"agent {agent_id} is not known; register again")
+            raise ApiError(
+                404, "unknown_agent", f"agent {agent_id[:80]} is not known; register again"
+            )
+        if not hub.authenticate(agent_id, given):
+            raise AuthError(
+                401, f"not the credential of agent {agent_id}; an agent registers to get its own"
+            )
         return agent_id
 
     # -- agent protocol --------------------------------------------------------
 
     async def register(request: Request, role: str) -> dict[str, Any]:
         msg = parse(protocol.Register, await read_json(request))
-        info = msg.model_dump(exclude={"protocol"})
-        agent_id = await anyio.to_thread.run_sync(hub.register, info)
+        info = msg.model_dump(exclude={"protocol", "credential"})
+        try:
+            agent_id, credential = await anyio.to_thread.run_sync(
+                hub.register, info, msg.credential
+            )
+        except ClaimError as exc:
+            raise ApiError(409, "instance_claimed", str(exc)) from None
         return {
             "agent_id": agent_id,
+            "credential": credential,
             "poll_seconds": 10,
             "heartbeat_seconds": 5,
             "max_batch_events": protocol.MAX_EVENTS_PER_BATCH,
@@ -179,14 +155,14 @@ def create_app(
     async def events(request: Request, role: str) -> dict[str, Any]:
         agent_id = agent_of(request)
         msg = parse(protocol.Batch, await read_json(request))
-        items = [e.model_dump() for e in msg.events]
+        items = [e.model_dump(exclude_unset=True) for e in msg.events]
         return await hub.ingest(agent_id, msg.batch, items, msg.dropped)
 
     async def answers(request: Request, role: str) -> dict[str, Any]:
-        agent_of(request)
+        agent_id = agent_of(request)
         msg = parse(protocol.Answer, await read_json(request))
         payload = msg.model_dump(exclude={"protocol", "query"}, exclude_none=True)
-        return {"accepted": hub.answer(msg.query, payload)}
+        return {"accepted": hub.answer(agent_id, msg.query, payload)}
 
     async def source(request: Request, role: str) -> dict[str, Any]:
         location = request.query_params.get("location", "")
@@ -232,7 +208,7 @@ def create_app(
             raise ApiError(400, "bad_request", str(exc)) from None
         except PlacementError as exc:
             raise ApiError(422, "no_matching_agent", str(exc)) from None
-        return JSONResponse({"action": action}, status_code=201)
+        return JsonResponse({"action": action}, status_code=201)
 
     async def get_action(request: Request, role: str) -> dict[str, Any]:
         action = await anyio.to_thread.run_sync(hub.store.action, request.path_params["action_id"])
@@ -276,15 +252,15 @@ def create_app(
         return {"audit": await anyio.to_thread.run_sync(hub.store.audit, limit, action_id)}
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"ok": True, "agents": len(hub.agents(include_lost=False))})
+        return JsonResponse({"ok": True, "agents": len(hub.agents(include_lost=False))})
 
     routes = [
         Route("/healthz", health),
         Route("/v1/agents/register", guarded(AGENT, register), methods=["POST"]),
-        Route("/v1/agents/{agent_id}/actions", guarded(AGENT, poll), methods=["GET"]),
-        Route("/v1/agents/{agent_id}/events", guarded(AGENT, events), methods=["POST"]),
-        Route("/v1/agents/{agent_id}/heartbeat", guarded(AGENT, heartbeat), methods=["POST"]),
-        Route("/v1/agents/{agent_id}/answers", guarded(AGENT, answers), methods=["POST"]),
+        Route("/v1/agents/{agent_id}/actions", guarded(None, poll), methods=["GET"]),
+        Route("/v1/agents/{agent_id}/events", guarded(None, events), methods=["POST"]),
+        Route("/v1/agents/{agent_id}/heartbeat", guarded(None, heartbeat), methods=["POST"]),
+        Route("/v1/agents/{agent_id}/answers", guarded(None, answers), methods=["POST"]),
         Route("/v1/source", guarded(USER, source), methods=["GET"]),
         Route("/v1/agents", guarded(USER, list_agents), methods=["GET"]),
         Route("/v1/actions", guarded(USER, list_actions), methods=["GET"]),
@@ -308,15 +284,20 @@ def create_app(
                 tasks.cancel_scope.cancel()
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return error(404, "not_found", f"no such endpoint: {request.method} {request.url.path}")
+        return error_response(
+            404, "not_found", f"no such endpoint: {request.method} {request.url.path[:200]}"
+        )
 
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        return error(
+        return error_response(
             405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
         )
 
     return Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed}
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: not_found, 405: not_allowed},
+        middleware=[Middleware(BrowserGuard, allowed=allowed or Allowed())],
     )
 
 

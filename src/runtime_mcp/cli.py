@@ -1,6 +1,7 @@
 """``runtime-mcp``: the hub (``serve``) and its command-line client.
 
-Errors are one line on stderr and a non-zero exit, never a traceback.
+Errors are one line on stderr and a non-zero exit, never a traceback. What
+comes from the hub is printed through ``present.clean`` (or as JSON).
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from typing import Any
 
 from runtime_mcp import present
 from runtime_mcp.client import HubClient, HubClientError
-from runtime_mcp.settings import DEFAULT_HOST, DEFAULT_HUB_URL, DEFAULT_PORT, default_db_path
+from runtime_mcp.settings import (
+    DEFAULT_HOST,
+    DEFAULT_HUB_URL,
+    DEFAULT_PORT,
+    HubSettings,
+    default_db_path,
+    env_list,
+)
+from runtime_mcp.store import AUDIT_MAX_AGE, AUDIT_MAX_ROWS
 
 KIND_OF_METRIC = {"count": "counter", "value": "metric", "duration": "duration"}
 
@@ -37,12 +46,19 @@ def _emit(args: argparse.Namespace, data: Any, human: Callable[[Any], str]) -> N
 def cmd_serve(args: argparse.Namespace) -> int:
     from runtime_mcp.server import serve
 
-    return serve(
+    settings = HubSettings(
         host=args.host,
         port=args.port,
         db=args.db or str(default_db_path()),
         user_token=args.token or None,
         agent_token=args.agent_token or None,
+        allowed_hosts=tuple(args.allowed_host or env_list("RUNTIME_MCP_ALLOWED_HOSTS")),
+        allowed_origins=tuple(args.allowed_origin or env_list("RUNTIME_MCP_ALLOWED_ORIGINS")),
+        audit_max_rows=args.audit_max_rows,
+        audit_max_days=args.audit_max_days,
+    )
+    return serve(
+        settings,
         ssl_certfile=args.ssl_certfile,
         ssl_keyfile=args.ssl_keyfile,
         lost_after=args.lost_after,
@@ -111,13 +127,14 @@ def cmd_hits(args: argparse.Namespace) -> int:
                 )
             if not page["hits"] and not args.follow and cursor == 0 and not args.json:
                 print(
-                    f"no hits yet for {args.action_id}; {present.describe_action(page['action'])}"
+                    f"no hits yet for {present.clean(args.action_id)}; "
+                    f"{present.describe_action(page['action'])}"
                 )
             cursor = page["cursor"]
             if not args.follow and len(page["hits"]) < 200:
                 return 0
             if args.follow and page["action"]["status"] != "active" and not page["hits"]:
-                print(f"-- action {page['action']['status']}", file=sys.stderr)
+                print(f"-- action {present.clean(page['action']['status'])}", file=sys.stderr)
                 return 0
 
 
@@ -131,7 +148,8 @@ def cmd_rm(args: argparse.Namespace) -> int:
         else:
             for action_id in args.action_ids:
                 removed += hub.remove(action_id)
-    print(f"removed {len(removed)} action(s)" + (f": {', '.join(removed)}" if removed else ""))
+    listed = present.clean(", ".join(removed))
+    print(f"removed {len(removed)} action(s)" + (f": {listed}" if removed else ""))
     return 0
 
 
@@ -237,6 +255,35 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="silence before an agent shows as lost (default %(default)s)",
     )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME[:PORT]",
+        help="a Host name clients use besides 127.0.0.1, localhost and [::1]; repeatable "
+        "(RUNTIME_MCP_ALLOWED_HOSTS, comma-separated)",
+    )
+    serve.add_argument(
+        "--allowed-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="a web page origin (scheme://host[:port]) allowed to call the hub; repeatable "
+        "(RUNTIME_MCP_ALLOWED_ORIGINS, comma-separated)",
+    )
+    serve.add_argument(
+        "--audit-max-rows",
+        type=int,
+        default=os.environ.get("RUNTIME_MCP_AUDIT_MAX_ROWS", str(AUDIT_MAX_ROWS)),
+        metavar="N",
+        help="audit entries kept, newest first (RUNTIME_MCP_AUDIT_MAX_ROWS; default %(default)s)",
+    )
+    serve.add_argument(
+        "--audit-max-days",
+        type=float,
+        default=os.environ.get("RUNTIME_MCP_AUDIT_MAX_DAYS", f"{AUDIT_MAX_AGE / 86400:g}"),
+        metavar="DAYS",
+        help="age after which audit entries are deleted "
+        "(RUNTIME_MCP_AUDIT_MAX_DAYS; default %(default)s)",
+    )
     serve.add_argument("--ssl-certfile", help="TLS certificate (PEM)")
     serve.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
     serve.set_defaults(func=cmd_serve)
@@ -310,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (HubClientError, UsageError) as exc:
-        print(f"runtime-mcp: error: {exc}", file=sys.stderr)
+        print(f"runtime-mcp: error: {present.clean(exc)}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         return 130

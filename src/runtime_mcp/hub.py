@@ -1,5 +1,10 @@
 """The hub's core, free of HTTP: live agents, action placement, long polls.
 
+Each agent registers once and gets a credential (``auth.py``); only its hash
+is kept, here and in the store. The hub then takes from that agent only what
+concerns it: its own polls and heartbeats, events of the actions sent to it
+(or that target it), answers to the queries asked of it.
+
 Agents' desired action sets are computed from the store on demand. Any change
 to actions bumps ``generation`` (a millisecond clock, so it keeps growing
 across hub restarts) and wakes every waiting poll; any batch of events wakes
@@ -16,8 +21,9 @@ from typing import Any
 import anyio
 import structlog
 
+from runtime_mcp.auth import credential_hash, credential_matches, new_credential
 from runtime_mcp.selectors import Selector, parse_selector
-from runtime_mcp.store import Store
+from runtime_mcp.store import AUDIT_MAX_AGE, AUDIT_MAX_ROWS, Store
 
 log = structlog.get_logger("runtime_mcp.hub")
 
@@ -36,24 +42,37 @@ class PlacementError(Exception):
     """An action cannot be placed (no matching agent, bad target); the message says why."""
 
 
+class ClaimError(Exception):
+    """A registration names the instance id of an agent it cannot prove to be."""
+
+
 class Hub:
     """Live agents and their actions."""
 
     def __init__(
-        self, store: Store, *, lost_after: float = LOST_AFTER, forget_after: float = FORGET_AFTER
+        self,
+        store: Store,
+        *,
+        lost_after: float = LOST_AFTER,
+        forget_after: float = FORGET_AFTER,
+        audit_max_rows: int = AUDIT_MAX_ROWS,
+        audit_max_age: float = AUDIT_MAX_AGE,
     ) -> None:
         self.store = store
         self.lost_after = lost_after
         self.forget_after = forget_after
+        self.audit_max_rows = audit_max_rows
+        self.audit_max_age = audit_max_age
         self.generation = int(time.time() * 1000)
         self._changed = anyio.Event()
         self._activity = anyio.Event()
         self._agents: dict[str, dict[str, Any]] = {a["id"]: a for a in store.agents()}
+        self._credentials: dict[str, str | None] = store.credential_hashes()
         self._seen: dict[str, float] = {}
         self._seen_dirty: dict[str, float] = {}
         self._assigned: set[tuple[str, str]] = set()
         self._queries: dict[str, list[dict[str, Any]]] = {}
-        self._waiting: dict[str, tuple[anyio.Event, dict[str, Any]]] = {}
+        self._waiting: dict[str, tuple[str, anyio.Event, dict[str, Any]]] = {}
         self.started = time.time()
         # Restarted hub: agents are live only once they speak again.
         for agent in self._agents.values():
@@ -61,16 +80,35 @@ class Hub:
 
     # -- agents ----------------------------------------------------------------
 
-    def register(self, info: dict[str, Any]) -> str:
-        """Register (or re-register) an agent; returns its id."""
+    def register(self, info: dict[str, Any], credential: str | None = None) -> tuple[str, str]:
+        """Register (or re-register) an agent; returns its id and credential.
+
+        Registering again under a known instance id needs that record's
+        ``credential`` (ClaimError otherwise), so no one takes over another
+        agent's record or keeps it live.
+        """
         existing = next(
             (a for a in self._agents.values() if a["instance_id"] == info["instance_id"]), None
         )
+        if existing is not None:
+            stored = self._credentials.get(existing["id"])
+            given = (credential or "").encode()
+            if stored is not None and not credential_matches(given, stored):
+                raise ClaimError(
+                    f"instance id {info['instance_id']} is registered to agent {existing['id']}; "
+                    "register again with that agent's credential, or with a new instance id"
+                )
+            if stored is None:  # a record from before credentials: whoever comes first
+                credential = None
+        if existing is None or credential is None:
+            credential = new_credential()
         agent_id = existing["id"] if existing else f"ag-{info['instance_id'][:12]}"
         if existing is None and agent_id in self._agents:
             agent_id = f"ag-{secrets.token_hex(6)}"
         record = {**info, "id": agent_id}
-        self.store.upsert_agent(record)
+        hashed = credential_hash(credential)
+        self.store.upsert_agent(record, hashed)
+        self._credentials[agent_id] = hashed
         now = time.time()
         record.update(registered_at=existing["registered_at"] if existing else now, last_seen=now)
         self._agents[agent_id] = record
@@ -94,11 +132,15 @@ class Hub:
             tags=info["tags"],
             again=existing is not None,
         )
-        return agent_id
+        return agent_id, credential
 
     def known(self, agent_id: str) -> bool:
         """Whether the hub knows this agent id."""
         return agent_id in self._agents
+
+    def authenticate(self, agent_id: str, given: bytes) -> bool:
+        """Whether ``given`` is the credential of agent ``agent_id``."""
+        return credential_matches(given, self._credentials.get(agent_id))
 
     def seen(self, agent_id: str) -> None:
         """Note that an agent just spoke."""
@@ -150,12 +192,14 @@ class Hub:
             if now - max(last, self.started) > self.forget_after:
                 del self._agents[agent_id]
                 self._seen.pop(agent_id, None)
+                self._credentials.pop(agent_id, None)
                 self.store.forget_agent(agent_id)
                 self.store.record(
                     "hub", "forget", {"idle_seconds": round(now - last)}, agent_id=agent_id
                 )
         dirty, self._seen_dirty = self._seen_dirty, {}
         self.store.touch_agents(dirty)
+        self.store.trim_audit(self.audit_max_rows, self.audit_max_age, now)
 
     # -- actions for agents ------------------------------------------------------
 
@@ -203,14 +247,14 @@ class Hub:
             raise QueryError(f"agent {agent_id} is not live; list live agents first")
         query_id = f"q-{secrets.token_hex(6)}"
         done = anyio.Event()
-        self._waiting[query_id] = (done, {})
+        self._waiting[query_id] = (agent_id, done, {})
         self._queries.setdefault(agent_id, []).append({"id": query_id, "kind": kind, "args": args})
         self._wake()
         try:
             with anyio.move_on_after(timeout):
                 await done.wait()
         finally:
-            _, answer = self._waiting.pop(query_id)
+            _, _, answer = self._waiting.pop(query_id)
             pending = self._queries.get(agent_id)
             if pending:
                 pending[:] = [q for q in pending if q["id"] != query_id]
@@ -220,12 +264,13 @@ class Hub:
             raise QueryError(str(answer["error"]))
         return dict(answer.get("result") or {})
 
-    def answer(self, query_id: str, answer: dict[str, Any]) -> bool:
-        """An agent's answer to a query; False when nobody waits for it any more."""
+    def answer(self, agent_id: str, query_id: str, answer: dict[str, Any]) -> bool:
+        """An agent's answer to a query asked of it; False when nobody waits for it any
+        more, or it was asked of another agent."""
         waiting = self._waiting.get(query_id)
-        if waiting is None:
+        if waiting is None or waiting[0] != agent_id:
             return False
-        done, slot = waiting
+        _, done, slot = waiting
         slot.update(answer)
         done.set()
         return True
@@ -253,15 +298,37 @@ class Hub:
     async def ingest(
         self, agent_id: str, batch: int, events: list[dict[str, Any]], dropped: int
     ) -> dict[str, Any]:
-        """Store a batch; acknowledged only once committed."""
+        """Store a batch; acknowledged only once committed. Events of actions neither
+        sent to this agent nor targeting it are counted as ``refused``, not stored."""
         self.seen(agent_id)
+        allowed = await anyio.to_thread.run_sync(
+            self.targeted, agent_id, {e["action"] for e in events}
+        )
         accepted, duplicate = await anyio.to_thread.run_sync(
-            self.store.ingest, agent_id, batch, events
+            self.store.ingest, agent_id, batch, events, allowed
         )
         if dropped:
             log.warning("agent dropped events", agent_id=agent_id, dropped=dropped)
+        refused = 0 if duplicate else sum(e["action"] not in allowed for e in events)
+        if refused:
+            log.warning("events for foreign actions refused", agent_id=agent_id, refused=refused)
         self._activity_happened()
-        return {"accepted": accepted, "duplicate": duplicate}
+        return {"accepted": accepted, "duplicate": duplicate, "refused": refused}
+
+    def targeted(self, agent_id: str, action_ids: set[str]) -> set[str]:
+        """Which of ``action_ids`` an agent may report on: those sent to it, and live ones
+        whose target matches it (a forked worker reports its inherited actions before
+        its first poll); the latter are recorded as sent."""
+        allowed = self.store.assigned(agent_id, action_ids)
+        rest = action_ids - allowed
+        agent = self._agents.get(agent_id)
+        if rest and agent is not None:
+            for action in self.store.live_actions():
+                if action["id"] in rest and parse_selector(action["target"]).matches(agent):
+                    self.store.assign(action["id"], agent_id)
+                    self._assigned.add((action["id"], agent_id))
+                    allowed.add(action["id"])
+        return allowed
 
     # -- actions for users -------------------------------------------------------
 

@@ -7,7 +7,7 @@ newer agents may send more (events).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -15,6 +15,14 @@ PROTOCOL = 1
 MAX_EVENTS_PER_BATCH = 1_000
 MAX_TTL = 7 * 24 * 3600.0
 KINDS = ("log", "snapshot", "counter", "metric", "duration")
+#: Bounds of the numbers that reach a database column (SQLite integers are
+#: 64-bit) or a clock: anything outside is refused with a 400, never a 500.
+MAX_COUNT = 2**62
+MAX_TIMESTAMP = 1e11  # seconds since the epoch, about the year 5138
+MAX_LINE = 10**7
+
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Timestamp = Annotated[float, Field(ge=0, le=MAX_TIMESTAMP)]
 
 
 class _Versioned(BaseModel):
@@ -35,14 +43,18 @@ class Register(_Versioned):
 
     instance_id: str = Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     service: str = Field(min_length=1, max_length=128)
-    tags: dict[str, str] = Field(default_factory=dict, max_length=32)
+    tags: dict[
+        Annotated[str, Field(min_length=1, max_length=64)], Annotated[str, Field(max_length=256)]
+    ] = Field(default_factory=dict, max_length=32)
     host: str | None = Field(default=None, max_length=256)
-    pid: int | None = None
+    pid: int | None = Field(default=None, ge=0, le=2**32)
     python: str | None = Field(default=None, max_length=32)
     agent_version: str | None = Field(default=None, max_length=32)
     core: str | None = Field(default=None, max_length=32)
     code_version: str | None = Field(default=None, max_length=64)
-    started_at: float | None = None
+    started_at: Timestamp | None = None
+    #: Sent when registering again: the credential of the record it reclaims.
+    credential: str | None = Field(default=None, max_length=256)
 
 
 class Event(BaseModel):
@@ -52,7 +64,14 @@ class Event(BaseModel):
 
     type: Literal["log", "snapshot", "metric", "state"]
     action: str = Field(min_length=1, max_length=64)
-    ts: float | None = None
+    ts: Timestamp | None = None
+    # Read from state events into the action's per-agent row.
+    state: str | None = Field(default=None, max_length=64)
+    message: str | None = None
+    hits: Count | None = None
+    file: str | None = None
+    line: int | None = Field(default=None, ge=0, le=MAX_LINE)
+    function: str | None = None
 
 
 class Batch(_Versioned):
@@ -60,8 +79,8 @@ class Batch(_Versioned):
 
     model_config = ConfigDict(extra="ignore")
 
-    batch: int = Field(ge=1)
-    dropped: int = Field(default=0, ge=0)
+    batch: int = Field(ge=1, le=MAX_COUNT)
+    dropped: Count = 0
     events: list[Event] = Field(max_length=MAX_EVENTS_PER_BATCH)
 
 

@@ -10,15 +10,18 @@ import structlog
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from runtime_mcp.app import create_app
 from runtime_mcp.auth import USER, AuthError, Tokens
+from runtime_mcp.browserguard import Allowed
 from runtime_mcp.hub import Hub
 from runtime_mcp.mcp_server import build_server
+from runtime_mcp.responses import error_response
 from runtime_mcp.settings import HubSettings, is_loopback
 from runtime_mcp.store import Store
+
+WILDCARD_BINDS = ("0.0.0.0", "::", "")
 
 
 def configure_logging() -> None:
@@ -34,37 +37,50 @@ def configure_logging() -> None:
     )
 
 
+def allowed_for(settings: HubSettings) -> Allowed:
+    """Who may address the hub: the loopback names, the bind address unless it is a
+    wildcard, and the configured hosts and origins (ValueError naming a bad entry)."""
+    hosts = list(settings.allowed_hosts)
+    if settings.host not in WILDCARD_BINDS and not is_loopback(settings.host):
+        hosts.append(settings.host)
+    return Allowed.build(hosts, settings.allowed_origins)
+
+
 def build(settings: HubSettings, lost_after: float = 15.0, tls: bool = False) -> tuple[Hub, object]:
     """The hub and its ASGI app (the agent protocol, the user API and ``/mcp``)."""
+    allowed = allowed_for(settings)
     store = Store(settings.db)
-    hub = Hub(store, lost_after=lost_after)
+    hub = Hub(
+        store,
+        lost_after=lost_after,
+        audit_max_rows=settings.audit_max_rows,
+        audit_max_age=settings.audit_max_days * 86400,
+    )
     tokens = Tokens(user=settings.user_token, agent=settings.agent_token)
     internal = (
         "127.0.0.1"
-        if settings.host in ("0.0.0.0", "::", "") or is_loopback(settings.host)
+        if settings.host in WILDCARD_BINDS or is_loopback(settings.host)
         else settings.host
     )
     scheme = "https" if tls else "http"
     mcp = build_server(
         f"{scheme}://{internal}:{settings.port}", settings.user_token, verify=not tls
     )
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-    if not is_loopback(settings.host):
-        hosts.append(f"{settings.host}:*")
+    # The browser guard in front of the whole app checks Host and Origin for
+    # /mcp as for every other endpoint: one mechanism, one error shape.
     mcp_app = mcp.streamable_http_app(
         streamable_http_path="/mcp",
-        transport_security=TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=hosts,
-            allowed_origins=[f"{s}://{h}" for h in hosts for s in ("http", "https")],
-        ),
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
     routes = [
         Route(r.path, endpoint=guard_mcp(r.endpoint, tokens), methods=None)
         for r in mcp_app.routes
         if isinstance(r, Route)
     ]
-    return hub, create_app(hub, tokens, extra_routes=routes, lifespans=[mcp.session_manager.run])
+    app = create_app(
+        hub, tokens, extra_routes=routes, lifespans=[mcp.session_manager.run], allowed=allowed
+    )
+    return hub, app
 
 
 class guard_mcp:
@@ -83,28 +99,25 @@ class guard_mcp:
         try:
             self.tokens.check(request, USER)
         except AuthError as exc:
-            code = "unauthorized" if exc.status == 401 else "forbidden"
-            response = JSONResponse({"error": code, "message": str(exc)}, status_code=exc.status)
-            await response(scope, receive, send)
+            await error_response(exc.status, exc.code, str(exc))(scope, receive, send)
             return
         await self.endpoint(scope, receive, send)
 
 
 def serve(
-    host: str,
-    port: int,
-    db: str,
-    user_token: str | None,
-    agent_token: str | None,
+    settings: HubSettings,
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
     lost_after: float = 15.0,
 ) -> int:
     """Run until interrupted; 2 when the settings are refused."""
-    settings = HubSettings(
-        host=host, port=port, db=db, user_token=user_token, agent_token=agent_token
-    )
-    refusal = settings.check_exposure()
+    host, port, db = settings.host, settings.port, settings.db
+    refusal = settings.check_exposure() or settings.check_retention()
+    if refusal is None:
+        try:
+            allowed_for(settings)
+        except ValueError as exc:
+            refusal = str(exc)
     if refusal:
         print(f"runtime-mcp: error: {refusal}", file=sys.stderr)
         return 2
@@ -124,7 +137,7 @@ def serve(
         "hub listening",
         url=f"{scheme}://{host}:{port}",
         db=db,
-        tokens="on" if user_token or agent_token else "off",
+        tokens="on" if settings.user_token or settings.agent_token else "off",
     )
     config = uvicorn.Config(
         app,

@@ -4,7 +4,10 @@ Behind a narrow interface so another database could replace SQLite without
 touching the rest. SQLite runs in WAL mode with ``synchronous=FULL``: a batch
 the hub acknowledged must survive a ``kill -9`` of the hub or a power cut.
 All methods are synchronous and thread-safe (one connection behind a lock);
-the async app calls them from a worker thread.
+the async app calls them from a worker thread. Agents are stored with the
+SHA-256 of their credential, never the credential. The audit trail is
+bounded: ``trim_audit`` keeps rows by count and age, and an agent's state
+changes are audited at most ``AUDITED_STATES`` times per action.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: State changes audited per (action, agent); later ones only update the row,
+#: so no agent can grow the audit trail without bound or flush it.
+AUDITED_STATES = 16
+#: Audit retention defaults: the newest rows, none older than the age.
+AUDIT_MAX_ROWS = 100_000
+AUDIT_MAX_AGE = 30 * 86400.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -28,7 +37,8 @@ CREATE TABLE IF NOT EXISTS agents (
     service TEXT NOT NULL,
     tags TEXT NOT NULL,
     host TEXT, pid INTEGER, python TEXT, agent_version TEXT, core TEXT, code_version TEXT,
-    started_at REAL, registered_at REAL NOT NULL, last_seen REAL NOT NULL
+    started_at REAL, registered_at REAL NOT NULL, last_seen REAL NOT NULL,
+    credential_hash TEXT
 );
 CREATE TABLE IF NOT EXISTS actions (
     id TEXT PRIMARY KEY,
@@ -51,6 +61,7 @@ CREATE TABLE IF NOT EXISTS action_agents (
     hits INTEGER NOT NULL DEFAULT 0,
     file TEXT, line INTEGER, function TEXT,
     updated_at REAL NOT NULL,
+    audited INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (action_id, agent_id)
 );
 CREATE TABLE IF NOT EXISTS hits (
@@ -75,7 +86,14 @@ CREATE TABLE IF NOT EXISTS audit (
     agent_id TEXT,
     detail TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS audit_by_ts ON audit (ts);
 """
+
+#: Columns added since schema 1: (table, column, declaration).
+_ADDED_COLUMNS = (
+    ("agents", "credential_hash", "TEXT"),
+    ("action_agents", "audited", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 #: Event types stored as hits; ``state`` events update action_agents instead.
 HIT_TYPES = frozenset({"log", "snapshot", "metric"})
@@ -99,8 +117,12 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        for table, column, declaration in _ADDED_COLUMNS:
+            present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         self._db.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
         )
 
     @contextmanager
@@ -125,21 +147,31 @@ class Store:
 
     # -- agents ----------------------------------------------------------------
 
-    def upsert_agent(self, agent: dict[str, Any]) -> None:
-        """Insert or refresh an agent (keyed by its instance id)."""
+    def upsert_agent(self, agent: dict[str, Any], credential_hash: str) -> None:
+        """Insert or refresh an agent (keyed by its instance id) and its credential's hash."""
         with self._tx() as db:
             db.execute(
                 """INSERT INTO agents (id, instance_id, service, tags, host, pid, python,
-                       agent_version, core, code_version, started_at, registered_at, last_seen)
+                       agent_version, core, code_version, started_at, registered_at, last_seen,
+                       credential_hash)
                    VALUES (:id, :instance_id, :service, :tags, :host, :pid, :python,
-                       :agent_version, :core, :code_version, :started_at, :now, :now)
+                       :agent_version, :core, :code_version, :started_at, :now, :now, :hash)
                    ON CONFLICT(instance_id) DO UPDATE SET service=excluded.service,
                        tags=excluded.tags, host=excluded.host, pid=excluded.pid,
                        python=excluded.python, agent_version=excluded.agent_version,
                        core=excluded.core, code_version=excluded.code_version,
-                       last_seen=excluded.last_seen""",
-                {**agent, "tags": json.dumps(agent["tags"], sort_keys=True), "now": time.time()},
+                       last_seen=excluded.last_seen, credential_hash=excluded.credential_hash""",
+                {
+                    **{k: agent.get(k) for k in _AGENT_FIELDS},
+                    "tags": json.dumps(agent["tags"], sort_keys=True),
+                    "now": time.time(),
+                    "hash": credential_hash,
+                },
             )
+
+    def credential_hashes(self) -> dict[str, str | None]:
+        """Each known agent's credential hash (None for records older than credentials)."""
+        return {r[0]: r[1] for r in self._read("SELECT id, credential_hash FROM agents")}
 
     def agents(self) -> list[dict[str, Any]]:
         """Every known agent, oldest first."""
@@ -209,6 +241,18 @@ class Store:
                    VALUES (?, ?, 'sent', ?)""",
                 (action_id, agent_id, time.time()),
             )
+
+    def assigned(self, agent_id: str, action_ids: Iterable[str]) -> set[str]:
+        """Which of ``action_ids`` were sent to ``agent_id``."""
+        ids = tuple(action_ids)
+        if not ids:
+            return set()
+        marks = ",".join("?" * len(ids))
+        rows = self._read(
+            f"SELECT action_id FROM action_agents WHERE agent_id = ? AND action_id IN ({marks})",
+            (agent_id, *ids),
+        )
+        return {r[0] for r in rows}
 
     def remove_actions(self, action_ids: Iterable[str], actor: str) -> list[str]:
         """Mark actions removed; returns the ids that were live."""
@@ -283,8 +327,13 @@ class Store:
 
     # -- events ----------------------------------------------------------------
 
-    def ingest(self, agent_id: str, batch: int, events: list[dict[str, Any]]) -> tuple[int, bool]:
-        """Store one batch atomically; (events accepted, whether it was a duplicate)."""
+    def ingest(
+        self, agent_id: str, batch: int, events: list[dict[str, Any]], allowed: set[str]
+    ) -> tuple[int, bool]:
+        """Store one batch atomically; (events accepted, whether it was a duplicate).
+
+        Only events of the actions in ``allowed`` (those sent to this agent) count.
+        """
         now = time.time()
         with self._tx() as db:
             cur = db.execute(
@@ -293,17 +342,11 @@ class Store:
             )
             if not cur.rowcount:
                 return 0, True
-            ids = tuple({e["action"] for e in events})
-            known: set[str] = set()
-            if ids:
-                marks = ",".join("?" * len(ids))
-                sql = f"SELECT id FROM actions WHERE id IN ({marks})"
-                known = {row[0] for row in db.execute(sql, ids)}
             hit_rows = []
             per_action: dict[str, int] = {}
             for event in events:
                 action_id = event["action"]
-                if action_id not in known:
+                if action_id not in allowed:
                     continue
                 if event["type"] == "state":
                     self._apply_state(db, agent_id, event, now)
@@ -338,7 +381,7 @@ class Store:
         action_id = event["action"]
         state = str(event.get("state", ""))
         prior = db.execute(
-            "SELECT state FROM action_agents WHERE action_id = ? AND agent_id = ?",
+            "SELECT state, audited FROM action_agents WHERE action_id = ? AND agent_id = ?",
             (action_id, agent_id),
         ).fetchone()
         db.execute(
@@ -362,14 +405,19 @@ class Store:
                 now,
             ),
         )
-        if prior is None or prior["state"] != state:
-            _audit(
-                db,
-                f"agent:{agent_id}",
-                state,
-                action_id,
-                agent_id,
-                {"message": event.get("message") or "", "line": event.get("line")},
+        audited = prior["audited"] if prior is not None else 0
+        if (prior is None or prior["state"] != state) and audited <= AUDITED_STATES:
+            if audited < AUDITED_STATES:
+                detail = {"message": event.get("message") or "", "line": event.get("line")}
+                op = state
+            else:
+                detail = {"message": f"more state changes are not audited (cap {AUDITED_STATES})"}
+                op = "audit_capped"
+            _audit(db, f"agent:{agent_id}", op, action_id, agent_id, detail)
+            db.execute(
+                "UPDATE action_agents SET audited = audited + 1 "
+                "WHERE action_id = ? AND agent_id = ?",
+                (action_id, agent_id),
             )
 
     def _trim_action(self, db: sqlite3.Connection, action_id: str) -> None:
@@ -452,6 +500,23 @@ class Store:
             for r in reversed(rows)
         ]
 
+    def trim_audit(self, max_rows: int, max_age: float, now: float | None = None) -> int:
+        """Keep the newest ``max_rows`` audit entries, none older than ``max_age`` seconds;
+        returns how many were deleted."""
+        cutoff = (time.time() if now is None else now) - max_age
+        with self._tx() as db:
+            deleted = db.execute("DELETE FROM audit WHERE ts < ?", (cutoff,)).rowcount
+            row = db.execute(
+                "SELECT seq FROM audit ORDER BY seq DESC LIMIT 1 OFFSET ?", (max_rows,)
+            ).fetchone()
+            if row is not None:
+                deleted += db.execute("DELETE FROM audit WHERE seq <= ?", (row[0],)).rowcount
+        return deleted
+
+    def count_audit(self) -> int:
+        """How many audit entries are kept."""
+        return int(self._read("SELECT COUNT(*) FROM audit")[0][0])
+
     def record(
         self,
         actor: str,
@@ -477,6 +542,20 @@ def _audit(
         "INSERT INTO audit (ts, actor, op, action_id, agent_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
         (time.time(), actor, op, action_id, agent_id, json.dumps(detail)),
     )
+
+
+_AGENT_FIELDS = (
+    "id",
+    "instance_id",
+    "service",
+    "host",
+    "pid",
+    "python",
+    "agent_version",
+    "core",
+    "code_version",
+    "started_at",
+)
 
 
 def _agent_row(r: sqlite3.Row) -> dict[str, Any]:

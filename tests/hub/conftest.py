@@ -63,6 +63,7 @@ class HubProcess:
         token: str | None = None,
         agent_token: str | None = None,
         extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -70,6 +71,7 @@ class HubProcess:
         self.token = token
         self.agent_token = agent_token
         self.extra = extra or []
+        self.env = env or {}
         self.log = tmp / f"hub-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -80,6 +82,7 @@ class HubProcess:
         if self.agent_token:
             args += ["--agent-token", self.agent_token]
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_MCP_")}
+        env.update(self.env)
         self.proc = subprocess.Popen(
             args, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env
         )
@@ -176,6 +179,16 @@ def hub(tmp_path: Path, processes: list) -> HubProcess:
     return proc
 
 
+@pytest.fixture(scope="module")
+def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """One hub (no tokens) for the tests of a module that need no hub of their own."""
+    proc = HubProcess(tmp_path_factory.mktemp("hub")).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
 @pytest.fixture
 def start_agent(tmp_path: Path, processes: list) -> Callable[..., AgentProcess]:
     def start(
@@ -201,6 +214,49 @@ def agent_for(http: httpx.Client, pid: int) -> dict | None:
         if agent["pid"] == pid and agent["status"] == "live":
             return agent
     return None
+
+
+class FakeAgent:
+    """An agent the test speaks for over HTTP: registered, holding its credential."""
+
+    def __init__(
+        self,
+        hub: HubProcess,
+        service: str = "fake",
+        token: str | None = None,
+        instance_id: str | None = None,
+    ) -> None:
+        self.hub = hub
+        self.instance_id = instance_id or f"fake{time.monotonic_ns()}"
+        self.service = service
+        reply = self.register(token=token)
+        assert reply.status_code == 200, reply.text
+        self.id: str = reply.json()["agent_id"]
+        self.credential: str = reply.json()["credential"]
+
+    def register(self, token: str | None = None, **fields: object) -> httpx.Response:
+        body = {"protocol": 1, "instance_id": self.instance_id, "service": self.service}
+        body.update(fields)
+        headers = {"Authorization": f"Bearer {token or self.hub.agent_token}"}
+        if not (token or self.hub.agent_token):
+            headers = {}
+        return httpx.post(f"{self.hub.url}/v1/agents/register", json=body, headers=headers)
+
+    def client(self, credential: str | None = None) -> httpx.Client:
+        """An HTTP client speaking with this agent's credential (or another)."""
+        return httpx.Client(
+            base_url=self.hub.url,
+            headers={"Authorization": f"Bearer {credential or self.credential}"},
+            timeout=30,
+        )
+
+    def poll(self, version: int = 0, wait: float = 0) -> dict:
+        with self.client() as http:
+            reply = http.get(
+                f"/v1/agents/{self.id}/actions", params={"version": version, "wait": wait}
+            )
+        assert reply.status_code == 200, reply.text
+        return reply.json()
 
 
 def line_of(text: str) -> int:

@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from conftest import HubProcess, agent_for, line_of, wait_until
+from conftest import FakeAgent, HubProcess, agent_for, line_of, wait_until
 
 FLAG_LINE = line_of("rules = self.fraud.review")
 ENTRY_LINE = line_of("price = self.prices.quote")
@@ -190,10 +190,10 @@ def test_tokens(tmp_path, processes, start_agent):
         assert len(http.get("/v1/agents").json()["agents"]) == 1
 
 
-def test_malformed_and_oversized_requests_get_clear_4xx(hub, start_agent):
-    start_agent(hub)
-    with hub.client() as http:
-        agent_id = http.get("/v1/agents").json()["agents"][0]["id"]
+def test_malformed_and_oversized_requests_get_clear_4xx(hub):
+    agent = FakeAgent(hub)
+    agent_id = agent.id
+    with agent.client() as http:
         cases = [
             (
                 http.post(
@@ -281,13 +281,10 @@ def test_malformed_and_oversized_requests_get_clear_4xx(hub, start_agent):
         assert http.get("/healthz").status_code == 200
 
 
-def test_duplicate_batches_are_stored_once(hub, start_agent):
-    start_agent(hub)
+def test_duplicate_batches_are_stored_once(hub):
+    agent = FakeAgent(hub)
     with hub.client() as http:
-        action = place(
-            http, kind="counter", location=f"trading_app/service.py:{ENTRY_LINE}", wait=5
-        )
-        agent_id = action["agents"][0]["agent_id"]
+        action = place(http, kind="counter", location="x.py:1", target=f"agent:{agent.id}", wait=0)
         batch = {
             "protocol": 1,
             "batch": 10**9,
@@ -295,10 +292,11 @@ def test_duplicate_batches_are_stored_once(hub, start_agent):
                 {"type": "log", "action": action["id"], "ts": time.time(), "message": "hello"}
             ],
         }
-        first = http.post(f"/v1/agents/{agent_id}/events", json=batch).json()
-        second = http.post(f"/v1/agents/{agent_id}/events", json=batch).json()
-        assert first == {"accepted": 1, "duplicate": False}
-        assert second == {"accepted": 0, "duplicate": True}
+        with agent.client() as as_agent:
+            first = as_agent.post(f"/v1/agents/{agent.id}/events", json=batch).json()
+            second = as_agent.post(f"/v1/agents/{agent.id}/events", json=batch).json()
+        assert first == {"accepted": 1, "duplicate": False, "refused": 0}
+        assert second == {"accepted": 0, "duplicate": True, "refused": 0}
         hits = http.get(f"/v1/actions/{action['id']}/hits").json()["hits"]
         assert [h["message"] for h in hits if h["type"] == "log"] == ["hello"]
 

@@ -5,6 +5,13 @@ that poll waits, ships the engine's events in batches (every 50 ms at most
 when there are any). It never blocks the host: it owns its sockets, waits
 with ``select`` and reaches the engine only through its thread-safe API.
 
+Registration (with the shared agent token) returns this agent's own
+credential, which every later request carries. When the hub does not know
+the agent or its credential any more (it forgot it, or lost its database) the
+channel registers again at once, presenting the credential it holds; when the
+hub has the instance id on record under a credential this process cannot
+show (a register reply lost on the way), it registers under a new instance id.
+
 While the hub is unreachable it backs off exponentially with jitter; actions
 keep running until they expire and their events queue up (bounded by the
 engine's outbox) until the hub is back. A batch is resent until the hub
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
 import select
 import socket
 import sys
@@ -45,6 +53,10 @@ class Channel:
         self.engine = engine
         self.config = config
         self.agent_id: str | None = None
+        # The identity this process registers under: the engine's, unless the
+        # hub holds that one under a credential we never received.
+        self._instance_id = engine.instance_id
+        self._credential: str | None = None
         self.connected = False
         self.last_error = ""
         self._version = 0
@@ -55,8 +67,8 @@ class Channel:
         self._dropped_seen = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._poll = HubConnection(config.hub, config.token)
-        self._upload = HubConnection(config.hub, config.token)
+        self._poll = HubConnection(config.hub)
+        self._upload = HubConnection(config.hub)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -83,9 +95,11 @@ class Channel:
     def after_fork_in_child(self) -> None:
         """A forked worker is a new agent: new connections, new identity, same actions."""
         self.engine._after_fork_in_child()  # the new identity before registering
-        self._poll = HubConnection(self.config.hub, self.config.token)
-        self._upload = HubConnection(self.config.hub, self.config.token)
+        self._poll = HubConnection(self.config.hub)
+        self._upload = HubConnection(self.config.hub)
         self.agent_id = None
+        self._instance_id = self.engine.instance_id
+        self._credential = None
         self._pending = None
         self._batch_no = 0
         self._version = 0
@@ -95,18 +109,28 @@ class Channel:
 
     def _run(self) -> None:
         backoff = BACKOFF_START
+        retried = False
         while not self._stop.is_set():
             try:
                 if self.agent_id is None:
                     self._register()
                 self._poll_once()
                 backoff = BACKOFF_START
+                retried = False
             except HubError as exc:
                 self.connected = False
                 self.last_error = str(exc)
-                if exc.status == 404:
-                    self.agent_id = None  # forgotten by the hub: register again
-                    continue
+                if exc.status in (401, 404) and self.agent_id is not None:
+                    # The hub forgot this agent or its credential: register again,
+                    # at once the first time (not in a loop if that keeps failing).
+                    self.agent_id = None
+                    if not retried:
+                        retried = True
+                        continue
+                elif exc.status == 409 and self.agent_id is None:
+                    # Our instance id is on record under a credential we never got.
+                    self._instance_id = secrets.token_hex(6)
+                    self._credential = None
                 # Jitter keeps a fleet of workers from reconnecting in step.
                 self._stop.wait(backoff * random.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, BACKOFF_MAX)
@@ -117,26 +141,28 @@ class Channel:
 
     def _register(self) -> None:
         engine = self.engine
+        payload = {
+            "protocol": PROTOCOL,
+            "instance_id": self._instance_id,
+            "service": self.config.service,
+            "tags": self.config.tags,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "python": sys.version.split()[0],
+            "agent_version": AGENT_VERSION,
+            "core": engine.core,
+            "code_version": self.config.code_version,
+            "started_at": time.time(),
+        }
+        if self._credential:
+            payload["credential"] = self._credential
         reply = self._upload.request(
-            "POST",
-            "/v1/agents/register",
-            {
-                "protocol": PROTOCOL,
-                "instance_id": engine.instance_id,
-                "service": self.config.service,
-                "tags": self.config.tags,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "python": sys.version.split()[0],
-                "agent_version": AGENT_VERSION,
-                "core": engine.core,
-                "code_version": self.config.code_version,
-                "started_at": time.time(),
-            },
+            "POST", "/v1/agents/register", payload, token=self.config.token
         )
-        agent_id = reply.get("agent_id")
-        if not isinstance(agent_id, str):
-            raise HubError(0, "bad_reply", "the hub's register reply has no agent_id")
+        agent_id, credential = reply.get("agent_id"), reply.get("credential")
+        if not isinstance(agent_id, str) or not isinstance(credential, str):
+            raise HubError(0, "bad_reply", "the hub's register reply has no agent_id or credential")
+        self._credential = credential
         self.agent_id = agent_id
         self._version = 0
         self.connected = True
@@ -170,7 +196,7 @@ class Channel:
         """One long poll; ships events while it waits."""
         path = f"/v1/agents/{self.agent_id}/actions?version={self._version}&wait={POLL_WAIT:g}"
         conn = self._poll
-        sock = conn.send_request("GET", path, timeout=POLL_WAIT + 10)
+        sock = conn.send_request("GET", path, timeout=POLL_WAIT + 10, token=self._credential)
         deadline = time.monotonic() + POLL_WAIT + 10
         last_ship = 0.0
         while not self._stop.is_set():
@@ -262,7 +288,9 @@ class Channel:
             answer["error"] = str(exc)
         except Exception as exc:
             answer["error"] = f"{type(exc).__name__}: {exc}"
-        self._upload.request("POST", f"/v1/agents/{self.agent_id}/answers", answer)
+        self._upload.request(
+            "POST", f"/v1/agents/{self.agent_id}/answers", answer, token=self._credential
+        )
 
     # -- events ----------------------------------------------------------------
 
@@ -286,7 +314,9 @@ class Channel:
             }
             self._dropped_seen = dropped
             self._reports = events[MAX_BATCH:]  # shipped in the next batch
-        self._upload.request("POST", f"/v1/agents/{self.agent_id}/events", self._pending)
+        self._upload.request(
+            "POST", f"/v1/agents/{self.agent_id}/events", self._pending, token=self._credential
+        )
         self._pending = None
         if force and (self._reports or self.engine.stats()["queued_events"]):
             self._ship(force=True)

@@ -1,7 +1,11 @@
 """A minimal JSON-over-HTTP client for the hub, on ``http.client`` alone.
 
 One persistent connection per use (polling, uploads), reopened after any
-error. Request bodies above a few KiB are gzip-compressed. Failures come back
+error; each request names its bearer secret (the shared agent token to
+register, the agent's own credential afterwards). Bodies are strict JSON: a
+non-finite float (a metric over an infinite value) travels as ``"nan"``,
+``"inf"`` or ``"-inf"``, as captured values do, since the hub refuses NaN and
+Infinity. Request bodies above a few KiB are gzip-compressed. Failures come back
 as ``HubError`` carrying the HTTP status (0 when the hub could not be reached)
 and the hub's error code, so the channel can decide between retrying,
 re-registering and giving up.
@@ -12,6 +16,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import math
 import socket
 import ssl
 from typing import Any
@@ -32,13 +37,12 @@ class HubError(Exception):
 class HubConnection:
     """One keep-alive connection to the hub."""
 
-    def __init__(self, base_url: str, token: str | None, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
         parts = urlsplit(base_url)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or (443 if self._https else 80)
         self._prefix = parts.path.rstrip("/")
-        self._token = token
         self.timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
 
@@ -69,9 +73,11 @@ class HubConnection:
         path: str,
         body: dict[str, Any] | None = None,
         timeout: float | None = None,
+        token: str | None = None,
     ) -> dict[str, Any]:
-        """Send one request and return the JSON response; HubError on any failure."""
-        self.send_request(method, path, body, timeout)
+        """Send one request (with ``token`` as its bearer secret) and return the JSON
+        response; HubError on any failure."""
+        self.send_request(method, path, body, timeout, token)
         return self.read_response()
 
     def send_request(
@@ -80,14 +86,15 @@ class HubConnection:
         path: str,
         body: dict[str, Any] | None = None,
         timeout: float | None = None,
+        token: str | None = None,
     ) -> socket.socket:
         """Send a request without waiting for the answer; returns the socket to wait on."""
         headers = {"Accept": "application/json", "User-Agent": "runtime-agent"}
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         payload = None
         if body is not None:
-            payload = json.dumps(body, separators=(",", ":"), default=str).encode()
+            payload = encode(body)
             headers["Content-Type"] = "application/json"
             if len(payload) > COMPRESS_ABOVE:
                 payload = gzip.compress(payload, compresslevel=5)
@@ -123,3 +130,25 @@ class HubConnection:
             message = data.get("message") or raw[:200].decode("utf-8", "replace")
             raise HubError(status, str(data.get("error", "http_error")), str(message))
         return data
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    """``body`` as strict JSON (non-finite floats by name)."""
+    try:
+        text = json.dumps(body, separators=(",", ":"), default=str, allow_nan=False)
+    except ValueError:  # rare: pay for the walk only then
+        text = json.dumps(_finite(body), separators=(",", ":"), default=str, allow_nan=False)
+    return text.encode()
+
+
+def _finite(value: Any) -> Any:
+    # Base-class methods only: an event may hold a float subclass from the
+    # application (a metric's sample), whose own __str__ must not run.
+    if isinstance(value, float):
+        return value if math.isfinite(value) else float.__repr__(value)
+    kind = type(value)
+    if kind is dict:
+        return {k: _finite(v) for k, v in dict.items(value)}
+    if kind is list or kind is tuple:
+        return [_finite(v) for v in value]
+    return value
