@@ -40,7 +40,7 @@ class Register(_Versioned):
     pid: int | None = None
     python: str | None = Field(default=None, max_length=32)
     agent_version: str | None = Field(default=None, max_length=32)
-    core: str | None = Field(default=None, max_length=32)
+    core: str | None = Field(default=None, max_length=400)  # "settrace: <why>"
     code_version: str | None = Field(default=None, max_length=64)
     started_at: float | None = None
 

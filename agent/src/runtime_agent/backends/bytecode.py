@@ -651,7 +651,7 @@ def _check_interpreter() -> None:
     if sys.implementation.name != "cpython":
         raise BackendError(f"the bytecode core needs CPython, not {sys.implementation.name}")
     if _bc is None:
-        raise BackendError("the bytecode core needs the 'bytecode' package: pip install bytecode")
+        raise BackendError("bytecode is not installed; pip install bytecode")
     found = tuple(int(p) for p in _bc.__version__.split(".")[:2] if p.isdigit())
     if found < _MIN_BYTECODE:
         raise BackendError(
@@ -701,6 +701,7 @@ class BytecodeBackend(Backend):
                 f"bytecode {_bc.__version__} cannot instrument code on Python "
                 f"{sys.version.split()[0]}: {exc}"
             ) from exc
+        self.status = f"bytecode (bytecode {_bc.__version__})"
         self._nodes: dict[int, _Node] = {}  # id(original) -> node
         # id(copy) -> (weak reference to the copy, original). Weak: frames may
         # keep running a replaced copy, and its id must not be reused meanwhile.
