@@ -263,6 +263,8 @@ class Action:
                     return hit(frame)
                 finally:
                     action._cpu += (perf() - start) * scale
+            except RecursionError:  # the host is near its limit: skip this hit only
+                return True
             except Exception as exc:  # a bug of ours must never reach the host
                 action._broken(exc)
                 return False
@@ -452,6 +454,8 @@ class DurationAction(Action):
             if len(self._open) >= MAX_OPEN_FRAMES:
                 self._open.clear()
             self._open[id(frame)] = start
+        except RecursionError:  # the host is near its limit: skip this hit only
+            pass
         except Exception as exc:
             self._broken(exc)
         finally:
@@ -472,6 +476,8 @@ class DurationAction(Action):
             self.aggregate.add((end - began) * 1000.0)
             if limit is not None and n >= limit:
                 self.set_state(state.EXHAUSTED, f"reached max_hits={limit}")
+        except RecursionError:  # the host is near its limit: skip this hit only
+            pass
         except Exception as exc:
             self._broken(exc)
         finally:
