@@ -84,7 +84,9 @@ class AgentInfo(BaseModel):
     host: str | None
     pid: int | None
     python: str | None
-    core: str | None
+    core: str | None = Field(
+        description="which instrumentation core runs and why, e.g. 'monitoring (tool id 3)'"
+    )
     code_version: str | None
     status: str = Field(description="live, or lost when it stopped talking to the hub")
     actions: int = Field(description="actions currently targeting it")

@@ -50,7 +50,7 @@ class Register(_Versioned):
     pid: int | None = Field(default=None, ge=0, le=2**32)
     python: str | None = Field(default=None, max_length=32)
     agent_version: str | None = Field(default=None, max_length=32)
-    core: str | None = Field(default=None, max_length=32)
+    core: str | None = Field(default=None, max_length=400)  # "settrace: <why>"
     code_version: str | None = Field(default=None, max_length=64)
     started_at: Timestamp | None = None
     #: Sent when registering again: the credential of the record it reclaims.

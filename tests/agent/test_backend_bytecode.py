@@ -930,7 +930,7 @@ def test_chosen_by_name_and_refuses_to_run_where_it_cannot(monkeypatch):
         BytecodeBackend()
     monkeypatch.setattr(bb, "_SUPPORTED", ((3, 10), (3, 11)))
     monkeypatch.setattr(bb, "_bc", None)
-    with pytest.raises(BackendError, match="needs the 'bytecode' package"):
+    with pytest.raises(BackendError, match="bytecode is not installed; pip install bytecode"):
         BytecodeBackend()
 
 

@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 
-from conftest import LINES, SHAPES, at
+from conftest import LINES, SHAPES, at, refuses_closures
 from rt_targets import shapes
-from runtime_agent import LocationError
+from runtime_agent import CoreRefused, LocationError
 
 LINE = LINES["trade_total"]
 
@@ -91,6 +91,10 @@ def test_unknown_function_lists_the_close_ones(engine):
 
 
 def test_duration_at_a_line_times_the_function_around_it(engine):
+    if refuses_closures(engine):
+        with pytest.raises(CoreRefused, match="closure variables"):
+            engine.add_duration(at("closure"))
+        return
     status = engine.add_duration(at("closure"))
     assert status.function.endswith("adder")
     shapes.make_adder(2)(3)

@@ -15,7 +15,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from types import FrameType
+from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
 from runtime_agent import state
@@ -45,7 +45,8 @@ _NUMBER = frozenset({int, float, bool})
 
 
 class Host:
-    """What an action needs from its engine: outbox, redactor, retirement."""
+    """What an action needs from its engine: outbox, redactor, retirement, and
+    the core's word on which caller frames' locals are safe to read."""
 
     def __init__(
         self,
@@ -53,11 +54,13 @@ class Host:
         emit_control: Callable[[dict[str, Any]], None],
         retire: Callable[[Action], None],
         redactor: Redactor,
+        locals_hazard: Callable[[CodeType], str | None] = lambda code: None,
     ) -> None:
         self.redactor = redactor
         self.emit = emit
         self.emit_control = emit_control
         self.retire = retire
+        self.locals_hazard = locals_hazard
 
 
 def truth(value: object) -> bool:
@@ -260,6 +263,8 @@ class Action:
                     return hit(frame)
                 finally:
                     action._cpu += (perf() - start) * scale
+            except RecursionError:  # the host is near its limit: skip this hit only
+                return True
             except Exception as exc:  # a bug of ours must never reach the host
                 action._broken(exc)
                 return False
@@ -355,7 +360,9 @@ class SnapshotAction(Action):
     def record(self, frame: FrameType, f_locals: Mapping[str, Any] | None) -> None:
         if not self.allow_event():
             return
-        event = take_snapshot(frame, f_locals, self.watch, self.host.redactor)
+        event = take_snapshot(
+            frame, f_locals, self.watch, self.host.redactor, self.host.locals_hazard
+        )
         event["action"] = self.id
         self.host.emit(event)
 
@@ -447,6 +454,8 @@ class DurationAction(Action):
             if len(self._open) >= MAX_OPEN_FRAMES:
                 self._open.clear()
             self._open[id(frame)] = start
+        except RecursionError:  # the host is near its limit: skip this hit only
+            pass
         except Exception as exc:
             self._broken(exc)
         finally:
@@ -467,6 +476,8 @@ class DurationAction(Action):
             self.aggregate.add((end - began) * 1000.0)
             if limit is not None and n >= limit:
                 self.set_state(state.EXHAUSTED, f"reached max_hits={limit}")
+        except RecursionError:  # the host is near its limit: skip this hit only
+            pass
         except Exception as exc:
             self._broken(exc)
         finally:

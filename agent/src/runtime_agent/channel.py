@@ -150,7 +150,7 @@ class Channel:
             "pid": os.getpid(),
             "python": sys.version.split()[0],
             "agent_version": AGENT_VERSION,
-            "core": engine.core,
+            "core": engine.core_status,  # which core runs and why
             "code_version": self.config.code_version,
             "started_at": time.time(),
         }

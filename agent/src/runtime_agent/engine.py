@@ -40,6 +40,7 @@ from runtime_agent.errors import (
     ActionNotFound,
     AgentError,
     BlockedLocation,
+    CoreRefused,
     ExpressionError,
     LocationError,
 )
@@ -92,7 +93,10 @@ class Engine:
         blocklist: Iterable[str] | None = None,
     ) -> None:
         self._backend: Backend = choose_backend(core)
+        #: The core's name (``RUNTIME_AGENT_CORE`` spelling) and, for people,
+        #: which core runs and why ("settrace: bytecode is not installed; ...").
         self.core = self._backend.name
+        self.core_status = self._backend.status
         self.redactor = redactor if redactor is not None else Redactor.from_env()
         self._budget = CpuBudget(cpu_budget if cpu_budget is not None else fraction_from_env())
         self.metrics_interval = metrics_interval
@@ -108,7 +112,11 @@ class Engine:
         self._retired: deque[Action] = deque()
         self._cpu_seen: dict[str, float] = {}
         self._host = Host(
-            self._outbox.put, self._outbox.put_control, self._retired.append, self.redactor
+            self._outbox.put,
+            self._outbox.put_control,
+            self._retired.append,
+            self.redactor,
+            self._backend.locals_hazard,
         )
         self._watcher = ImportWatcher(self._wants_module, self._module_loaded)
         self._stop = threading.Event()
@@ -295,6 +303,7 @@ class Engine:
         """Engine-wide figures: core, events queued and dropped, hook time in the budget window."""
         return {
             "core": self.core,
+            "core_status": self.core_status,
             "instance_id": self.instance_id,
             "actions": len(self._actions),
             "queued_events": len(self._outbox),
@@ -400,6 +409,13 @@ class Engine:
             )
         else:
             where = locate.resolve_line(spec, module, filename, canonical)
+        for path in where.paths:
+            refused = self._backend.refusal(path.code)
+            if refused is not None:
+                raise CoreRefused(
+                    f"{spec.text}: the {self.core} core cannot run this {action.kind} "
+                    f"read-only: {refused}"
+                )
         action.file, action.line, action.function = where.file, where.line, where.function
         keys: list[int] = []
         for path in where.paths:

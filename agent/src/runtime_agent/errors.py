@@ -37,6 +37,13 @@ class BlockedLocation(LocationError):
     """The service owner's blocklist forbids actions in this file or module."""
 
 
+class CoreRefused(LocationError):
+    """The instrumentation core that runs here cannot run this action at this
+    location without changing host state (the settrace core before Python
+    3.13, on code with closure variables); the message says why and what to do.
+    """
+
+
 class CoreUnavailable(AgentError):
     """The instrumentation core asked for (``RUNTIME_AGENT_CORE``) cannot run on
     this interpreter; the message says why and which cores can.

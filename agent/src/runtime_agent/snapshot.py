@@ -11,8 +11,8 @@ import contextvars
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from types import FrameType
+from collections.abc import Callable, Mapping, Sequence
+from types import CodeType, FrameType
 from typing import Any
 
 from runtime_agent.capture import CaptureBudget, CaptureLimits, capture_namespace, capture_value
@@ -29,8 +29,13 @@ def take_snapshot(
     f_locals: Mapping[str, Any] | None,
     watch: Sequence[tuple[Expression, bool]],
     redactor: Redactor,
+    locals_hazard: Callable[[CodeType], str | None] = lambda code: None,
 ) -> dict[str, Any]:
-    """One snapshot event (without the action id) for ``frame``."""
+    """One snapshot event (without the action id) for ``frame``.
+
+    A caller frame whose locals the core cannot read without changing them
+    (``locals_hazard``) gets ``locals_omitted`` with the reason instead.
+    """
     budget = CaptureBudget(LIMITS.max_bytes)
     frames: list[dict[str, Any]] = []
     current: FrameType | None = frame
@@ -42,7 +47,10 @@ def take_snapshot(
             "line": current.f_lineno,
             "function": getattr(code, "co_qualname", code.co_name),
         }
-        if depth < LOCALS_FRAMES:
+        hazard = locals_hazard(code) if 0 < depth < LOCALS_FRAMES else None
+        if hazard is not None:
+            entry["locals_omitted"] = hazard
+        elif depth < LOCALS_FRAMES:
             names = f_locals if depth == 0 and f_locals is not None else current.f_locals
             entry["locals"] = capture_namespace(
                 names, limits=LIMITS, redactor=redactor, budget=budget

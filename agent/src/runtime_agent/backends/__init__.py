@@ -43,7 +43,10 @@ def choose_backend(core: str | None = None, environ: Mapping[str, str] | None = 
 
     Raises CoreUnavailable, naming the cores this interpreter can run, when the
     requested core cannot work here. Without an explicit request, falls back to
-    settrace only when the preferred core cannot start.
+    settrace only when the preferred core cannot start, and says so: the
+    backend's ``status`` reads ``"settrace: <why the preferred core cannot
+    run>"``, and this settrace refuses, with the reason, the actions it cannot
+    run read-only on this interpreter.
     """
     env = os.environ if environ is None else environ
     requested = (core or env.get(ENV_VAR, "")).strip().lower()
@@ -52,11 +55,17 @@ def choose_backend(core: str | None = None, environ: Mapping[str, str] | None = 
             f"unknown core {requested!r} in {ENV_VAR}; choose one of: {', '.join(CORES)}"
         )
     try:
-        return _make(requested or _default_core())
+        backend = _make(requested or _default_core())
     except (BackendError, ImportError) as exc:
         if requested:
             raise CoreUnavailable(
                 f"core {requested!r} cannot run on Python {sys.version.split()[0]}: {exc}; "
                 f"the default here is {_default_core()!r}"
             ) from exc
-        return _make("settrace")
+        backend = _make("settrace")
+        backend.status = f"settrace: {exc}"
+        return backend
+    if not backend.status:
+        why = "" if not requested else " (asked for)" if core else f" ({ENV_VAR}={requested})"
+        backend.status = backend.name + why
+    return backend

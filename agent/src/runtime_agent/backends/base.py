@@ -61,6 +61,26 @@ class Backend(abc.ABC):
 
     #: Name as used in ``RUNTIME_AGENT_CORE``.
     name: str = ""
+    #: Which core runs and why, for people: ``"monitoring (tool id 3)"``, or
+    #: ``"settrace: bytecode is not installed; pip install bytecode"`` after a
+    #: fallback. The chooser sets it; the engine reports it in its status.
+    status: str = ""
+
+    def refusal(self, code: CodeType) -> str | None:
+        """Why this core cannot run actions on ``code`` without changing host state.
+
+        None when it can. The engine refuses the action at placement with
+        this reason (the settrace core before 3.13, on code with closures).
+        """
+        return None
+
+    def locals_hazard(self, code: CodeType) -> str | None:
+        """Why reading ``f_locals`` of a running frame of ``code`` (not the one
+        that fired, a caller of it) could change host state; None when it cannot.
+
+        Snapshots ask before capturing a caller frame's locals.
+        """
+        return None
 
     @abc.abstractmethod
     def set_lines(self, path: CodePath, callbacks: Mapping[int, LineCallback]) -> None:

@@ -8,6 +8,38 @@ nothing after. Limits, stated plainly: the trace function replaces any other
 (a debugger's or coverage.py's PyTracer); on 3.10 and 3.11, threads that were already running
 before the first action are not traced (3.12+ has
 ``threading.settrace_all_threads``).
+
+Read-only, or refused
+---------------------
+Before 3.13 (PEP 667), CPython's trace trampoline writes a frame's locals dict
+back into the frame after the trace function returns (``call_trampoline`` ->
+``PyFrame_LocalsToFast``). The dict was filled when the event began, so a
+closure variable (a cell) that another thread changed meanwhile gets its old
+value back: the host's update is lost. Measured with a ``nonlocal`` counter
+incremented 300k times by one thread while another ran an action:
+
+* 3.10 does this for *every* trace event of every traced thread, read or not
+  (even frames of untargeted functions, on their "call" event). This core can
+  never be read-only there: it refuses every action, so it never traces.
+* 3.11 and 3.12 do it only for a frame whose ``f_locals`` was read (the
+  frame's ``f_fast_as_locals`` flag), by us or by the host itself (inspect, a
+  debug helper). Every action on code with cell or free variables is refused
+  (a bare counter too: its trace events would write back the host's own
+  reads). Snapshots leave out the locals of caller frames whose code has
+  cells. Left open: a generator with cells whose ``f_locals`` the host read
+  gets one write-back per resumption while this core traces (the resumption
+  is a "call" event through the trampoline), racing with other threads only
+  for the few instructions of our global trace function.
+* 3.13+ has no write-back; everything runs.
+
+Fast locals (not cells) only change on the frame's own thread, which is
+waiting for the trace function, so writing them back writes what is there.
+
+Callbacks never let an ``Exception`` out. At the host's deepest working
+recursion depth the trace function itself cannot be entered: CPython raises
+RecursionError in the host frame and drops the trace function of that thread
+(the bytecode and monitoring cores do not have this limit in the same way;
+see their docstrings).
 """
 
 from __future__ import annotations
@@ -26,6 +58,22 @@ _YIELD_OPS = frozenset(
 )
 _RESUME = dis.opmap.get("RESUME", -1)
 _MAX_FRAMES = 10_000
+_VERSION = sys.version_info[:2]
+_PYTHON = f"Python {_VERSION[0]}.{_VERSION[1]}"
+#: What to do instead, by interpreter: the core that reads locals read-only.
+_ADVICE = (
+    "use the bytecode core (pip install bytecode) or Python 3.13+"
+    if _VERSION < (3, 12)
+    else "use the monitoring core (free a sys.monitoring tool id) or Python 3.13+"
+)
+_WRITES_BACK_ALWAYS = _VERSION < (3, 11)
+_WRITES_BACK_READ = (3, 11) <= _VERSION < (3, 13)
+_id = id
+_len = len
+
+
+def _closure_names(code: CodeType) -> tuple[str, ...]:
+    return code.co_cellvars + code.co_freevars
 
 
 class SettraceBackend(Backend):
@@ -45,43 +93,77 @@ class SettraceBackend(Backend):
         self._suspended: set[int] = set()
         self._last_line: dict[int, int] = {}
 
-    def _global(self, frame: FrameType, event: str, arg: Any) -> Any:
-        key = id(frame.f_code)
-        lines = self._lines.get(key)
-        funcs = self._funcs.get(key)
-        if lines is None and funcs is None:
+    def refusal(self, code: CodeType) -> str | None:
+        if _WRITES_BACK_ALWAYS:
+            return (
+                f"on {_PYTHON} CPython writes every traced frame's locals back after each "
+                "trace event, which undoes closure updates made by other threads meanwhile, "
+                f"so the settrace core refuses every action; {_ADVICE}"
+            )
+        # Refused even when the action reads nothing: once traced, every event
+        # of the frame writes back whatever the host itself read through
+        # f_locals (inspect, a debug helper), which without us writes nothing.
+        hazard = self.locals_hazard(code)
+        if hazard is not None:
+            return f"{hazard}; place it in a function without closure variables, or {_ADVICE}"
+        return None
+
+    def locals_hazard(self, code: CodeType) -> str | None:
+        names = _closure_names(code)
+        if not (_WRITES_BACK_ALWAYS or _WRITES_BACK_READ) or not names:
             return None
-        if funcs is not None:
-            if id(frame) in self._suspended:
-                self._suspended.discard(id(frame))
-            else:
+        return (
+            f"{code.co_name} has closure variables ({', '.join(names[:5])}) and on "
+            f"{_PYTHON} reading them from a trace function makes CPython write stale "
+            "values back into them, undoing updates made by other threads"
+        )
+
+    # -- trace functions: never let an Exception out into the host ---------------
+    # One frame each, nothing nested that need not be: near the recursion
+    # limit every level counts.
+
+    def _global(self, frame: FrameType, event: str, arg: Any) -> Any:
+        try:
+            key = _id(frame.f_code)
+            funcs = self._funcs.get(key)
+            if funcs is None and key not in self._lines:
+                return None
+            if _id(frame) in self._suspended:
+                self._suspended.discard(_id(frame))  # a generator resumes
+            elif funcs is not None:
                 funcs[0](frame)
-        return self._local
+            return self._local
+        except Exception:
+            return None
 
     def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
-        code = id(frame.f_code)
-        if event == "line":
-            lines = self._lines.get(code)
-            if lines is not None:
-                line = frame.f_lineno
-                callback = lines.get(line)
-                # Like sys.monitoring's LINE: a jump back within the same line
-                # (an inlined comprehension) is not a new execution of it.
-                key = id(frame)
-                if callback is not None and self._last_line.get(key) != line:
-                    callback(frame)
-                if len(self._last_line) >= _MAX_FRAMES:
-                    self._last_line.clear()
-                self._last_line[key] = line
-        elif event == "return":
-            funcs = self._funcs.get(code)
-            if funcs is not None:
+        try:
+            key = _id(frame)
+            if event == "line":
+                lines = self._lines.get(_id(frame.f_code))
+                if lines is not None:
+                    line = frame.f_lineno
+                    callback = lines.get(line)
+                    # Like sys.monitoring's LINE: a jump back within the same
+                    # line (an inlined comprehension) is not a new execution.
+                    if callback is not None and self._last_line.get(key) != line:
+                        callback(frame)
+                    if _len(self._last_line) >= _MAX_FRAMES:
+                        self._last_line.clear()
+                    self._last_line[key] = line
+            elif event == "return":
                 if _suspending(frame):
-                    if len(self._suspended) >= _MAX_FRAMES:
+                    if _len(self._suspended) >= _MAX_FRAMES:
                         self._suspended.clear()
-                    self._suspended.add(id(frame))
-                else:
+                    self._suspended.add(key)
+                    return self._local
+                # The frame ends: a new one may reuse its id (its memory).
+                self._last_line.pop(key, None)
+                funcs = self._funcs.get(_id(frame.f_code))
+                if funcs is not None:
                     funcs[1](frame)
+        except Exception:
+            pass
         return self._local
 
     def _sync(self) -> None:
