@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from runtime_agent import state
 from runtime_agent.aggregate import Aggregate
+from runtime_agent.locate import Blocklist
 from runtime_agent.redact import Redactor
 from runtime_agent.sandbox import EvaluationFailure, Expression, NotEvaluated
 from runtime_agent.snapshot import take_snapshot
@@ -45,7 +46,7 @@ _NUMBER = frozenset({int, float, bool})
 
 
 class Host:
-    """What an action needs from its engine: outbox, redactor, retirement."""
+    """What an action needs from its engine: outbox, redactor, blocklist, retirement."""
 
     def __init__(
         self,
@@ -53,8 +54,10 @@ class Host:
         emit_control: Callable[[dict[str, Any]], None],
         retire: Callable[[Action], None],
         redactor: Redactor,
+        blocklist: Blocklist | None = None,
     ) -> None:
         self.redactor = redactor
+        self.blocklist = blocklist
         self.emit = emit
         self.emit_control = emit_control
         self.retire = retire
@@ -321,7 +324,7 @@ class LogAction(Action):
             return
         if f_locals is None:
             f_locals = frame.f_locals
-        pending = self.template.capture(f_locals, frame.f_globals)
+        pending = self.template.capture(f_locals, frame.f_globals, frame.f_code)
         if self.output != "events":
             DYNAMIC_LOGGER.info(pending.text(), extra={"runtime_agent_action": self.id})
         if self.output != "app":
@@ -355,7 +358,7 @@ class SnapshotAction(Action):
     def record(self, frame: FrameType, f_locals: Mapping[str, Any] | None) -> None:
         if not self.allow_event():
             return
-        event = take_snapshot(frame, f_locals, self.watch, self.host.redactor)
+        event = take_snapshot(frame, f_locals, self.watch, self.host.redactor, self.host.blocklist)
         event["action"] = self.id
         self.host.emit(event)
 
