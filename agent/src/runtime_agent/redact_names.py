@@ -268,7 +268,7 @@ def _strong(key: str, known: Collection[str]) -> bool:
 
 
 def _singular(word: str) -> str:
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+    if len(word) > 2 and word.endswith("s") and not word.endswith("ss"):
         return word[:-1]
     return word
 
