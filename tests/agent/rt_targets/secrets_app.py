@@ -16,8 +16,8 @@ def handle(request: Request) -> dict[str, object]:
 
 def with_token(token: str) -> str:
     header = f"Bearer-less {token} sent"
-    by_token = {token: "bob"}
-    return header + str(len(by_token))  # L:token_return
+    owners = {token: "bob"}
+    return header + str(len(owners))  # L:token_return
 
 
 def settle(amount: int, note: str) -> int:
