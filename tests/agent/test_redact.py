@@ -80,7 +80,7 @@ def test_sensitive_names(name):
         "quantity",
         "price",
         "items",
-        "tokens",  # a count, not a token
+        "max_tokens",  # a count, not a token
         "tokenizer",
         "keyboard",
         "passenger",
@@ -102,10 +102,13 @@ def test_normalisation():
     assert all(n == normalise(n) for n in BUILTIN_NAMES)  # stored already normalised
 
 
-def test_non_strings_are_not_names():
+def test_non_strings_are_not_names_but_bytes_are_read_as_latin_1():
     assert not R.is_sensitive(None)
     assert not R.is_sensitive(42)
-    assert not R.is_sensitive(b"password")
+    assert not R.is_sensitive(bytearray(b"password"))
+    # ASGI header names and POSIX os.environ keys are bytes
+    assert R.is_sensitive(b"authorization")
+    assert not R.is_sensitive(b"content-type")
 
 
 def test_a_str_subclass_name_is_read_as_plain_text_without_running_its_methods():
@@ -266,7 +269,7 @@ def test_tokens_and_keys_are_masked(text, masked):
         "AKIA123",  # too short for a key id
         "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkq\n-----END PUBLIC KEY-----",
         "https://example.com/path?q=1",
-        "tokens=1500 used, monkey: 3",
+        "max_tokens=1500 used, monkey: 3",
         "password reset requested for bob",
         "eyJhbGciOiJIUzI1NiJ9 alone",
     ],

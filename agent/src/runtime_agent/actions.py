@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from runtime_agent import state
 from runtime_agent.aggregate import Aggregate
+from runtime_agent.locate import Blocklist
 from runtime_agent.redact import Redactor
 from runtime_agent.sandbox import EvaluationFailure, Expression, NotEvaluated
 from runtime_agent.snapshot import take_snapshot
@@ -45,8 +46,9 @@ _NUMBER = frozenset({int, float, bool})
 
 
 class Host:
-    """What an action needs from its engine: outbox, redactor, retirement, and
-    the core's word on which caller frames' locals are safe to read."""
+    """What an action needs from its engine: outbox, redactor, blocklist,
+    retirement, and the core's word on which caller frames' locals are safe
+    to read."""
 
     def __init__(
         self,
@@ -55,8 +57,10 @@ class Host:
         retire: Callable[[Action], None],
         redactor: Redactor,
         locals_hazard: Callable[[CodeType], str | None] = lambda code: None,
+        blocklist: Blocklist | None = None,
     ) -> None:
         self.redactor = redactor
+        self.blocklist = blocklist
         self.emit = emit
         self.emit_control = emit_control
         self.retire = retire
@@ -326,7 +330,7 @@ class LogAction(Action):
             return
         if f_locals is None:
             f_locals = frame.f_locals
-        pending = self.template.capture(f_locals, frame.f_globals)
+        pending = self.template.capture(f_locals, frame.f_globals, frame.f_code)
         if self.output != "events":
             DYNAMIC_LOGGER.info(pending.text(), extra={"runtime_agent_action": self.id})
         if self.output != "app":
@@ -361,7 +365,12 @@ class SnapshotAction(Action):
         if not self.allow_event():
             return
         event = take_snapshot(
-            frame, f_locals, self.watch, self.host.redactor, self.host.locals_hazard
+            frame,
+            f_locals,
+            self.watch,
+            self.host.redactor,
+            self.host.locals_hazard,
+            self.host.blocklist,
         )
         event["action"] = self.id
         self.host.emit(event)

@@ -56,7 +56,12 @@ value types by short name, other classes as ``module.Qualname``):
 
 Strings, string keys and the text of text-like values are masked with
 ``Redactor.mask_text`` (card numbers, tokens, keys); a field, key or variable
-with a sensitive name keeps only its type.
+with a sensitive name keeps only its type, and so does the second item of a
+pair whose first item is a sensitive name (``("Authorization", "Basic ...")``,
+ASGI's ``(b"cookie", b"...")``). ``os.environ`` is captured as its variables
+by name (``{"type": "os._Environ", "size": 40, "fields": {...}}``), decoded
+from the bytes POSIX keeps. Given an event's ``EventSecrets``, every value
+redacted here joins it (``redact.py``: secrets that travel).
 
 Bounds: ``CaptureLimits`` per value, and one ``CaptureBudget`` of approximate
 JSON bytes shared by a whole snapshot; once spent, containers stop early
@@ -74,15 +79,17 @@ import enum
 import fractions
 import itertools
 import math
+import os
 import pathlib
 import sys
 import types
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from runtime_agent.redact import REDACTED, Redactor, looks_like_card
+from runtime_agent.redact import REDACTED, EventSecrets, Redactor, looks_like_card
 
 
 @dataclass(frozen=True)
@@ -381,16 +388,27 @@ class _Walker:
         "max_string",
         "path",
         "refs",
+        "secrets",
         "sensitive",
         "shortest",
     )
 
-    def __init__(self, limits: CaptureLimits, redactor: Redactor, budget: CaptureBudget) -> None:
+    def __init__(
+        self,
+        limits: CaptureLimits,
+        redactor: Redactor,
+        budget: CaptureBudget,
+        secrets: EventSecrets | None = None,
+    ) -> None:
         self.max_depth = min(limits.max_depth, DEPTH_CEILING)
         self.max_fields = limits.max_fields
         self.max_items = limits.max_items
         self.max_string = limits.max_string
-        self.mask = redactor.mask_text
+        # With an event's secrets, what is masked joins them and they are masked too.
+        self.mask: Callable[[str], str] = (
+            redactor.mask_text if secrets is None else partial(redactor.mask_text, secrets=secrets)
+        )
+        self.secrets = secrets
         self.shortest = redactor.shortest_secret
         self.sensitive = redactor.is_sensitive
         self.budget = budget
@@ -497,9 +515,15 @@ class _Walker:
             key = f"{key} #{len(fields) + 1}"
         self.budget.left -= len(key) + 6  # '"key": '
         if self.sensitive(name):
-            fields[key] = {"type": _layout_of(type(item)).name, "redacted": True}
+            fields[key] = self.redacted(item)
         else:
             fields[key] = self.value(item, depth)
+
+    def redacted(self, item: Any) -> dict[str, Any]:
+        """The marker for a value redacted by name; the value joins the event's secrets."""
+        if self.secrets is not None:
+            self.secrets.add_value(item)
+        return {"type": _layout_of(type(item)).name, "redacted": True}
 
     def members(self, value: Any, shape: _Layout, depth: int, out: dict[str, Any], key: str) -> int:
         """Instance ``__dict__``, slots and pydantic extras as ``out[key]``; their count."""
@@ -598,7 +622,15 @@ def _walk_sequence(w: _Walker, value: Any, shape: _Layout, depth: int, out: dict
     budget = w.budget
     child = depth + 1
     # The base type's C iterator: an overridden __iter__ never runs.
-    for item in itertools.islice(base.__iter__(value), w.max_items):
+    iterator = base.__iter__(value)
+    if size == 2 and (base is tuple or base is list):
+        # A header pair, ("Authorization", "Basic ...") or ASGI's [b"cookie", b"..."]:
+        # a sensitive name first hides what follows it.
+        name, item = iterator
+        items.append(w.value(name, child))
+        items.append(w.redacted(item) if w.sensitive(name) else w.value(item, child))
+        iterator = iter(())
+    for item in itertools.islice(iterator, w.max_items):
         items.append(w.value(item, child))
         if budget.left < 0:
             break
@@ -665,10 +697,7 @@ def _walk_dict(w: _Walker, value: Any, shape: _Layout, depth: int, out: dict[str
         out["entries"] = entries
         for key, item in pairs:
             key_node = w.value(key, child)
-            if _sensitive_key(w, key):
-                item_node = {"type": _layout_of(type(item)).name, "redacted": True}
-            else:
-                item_node = w.value(item, child)
+            item_node = w.redacted(item) if w.sensitive(key) else w.value(item, child)
             entries.append([key_node, item_node])
             captured += 1
             if budget.left < 0:
@@ -677,15 +706,6 @@ def _walk_dict(w: _Walker, value: Any, shape: _Layout, depth: int, out: dict[str
         out["truncated"] = True
     if shape.has_members:
         w.members(value, shape, depth, out, "attributes")
-
-
-def _sensitive_key(w: _Walker, key: Any) -> bool:
-    kind = type(key)
-    if kind is str:
-        return w.sensitive(key)
-    if kind is bytes:
-        return w.sensitive(key.decode("latin-1"))
-    return False
 
 
 def _h_object(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
@@ -739,6 +759,45 @@ def _frames(tb: Any) -> list[str]:
         tb = tb.tb_next
         steps += 1
     return list(frames)
+
+
+def _h_environ(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
+    if depth >= w.max_depth:
+        return {"type": shape.name, "notCaptured": DEPTH_LIMIT}
+    return w.enter(value, shape, depth, _walk_environ)
+
+
+def _walk_environ(w: _Walker, value: Any, shape: _Layout, depth: int, out: dict[str, Any]) -> None:
+    """``os.environ``: its variables by name, under the name rules like a dict's keys.
+
+    POSIX keeps them as bytes in ``_data``; they are decoded as ``os.fsdecode``
+    would, by the C codec.
+    """
+    data: Any = None
+    namespace = instance_dict(value)
+    if namespace is not None:
+        for key, item in dict.items(namespace):  # a scan, not a lookup: no key is compared
+            if type(key) is str and key == "_data":
+                data = item
+                break
+    if type(data) is not dict:
+        out["notCaptured"] = "unexpected storage"
+        return
+    size = dict.__len__(data)
+    fields: dict[str, Any] = {}
+    out["size"] = size
+    out["fields"] = fields
+    encoding = sys.getfilesystemencoding()
+    for key, item in itertools.islice(dict.items(data), w.max_items):
+        name = bytes.decode(key, encoding, "surrogateescape") if type(key) is bytes else key
+        if type(item) is bytes:
+            item = bytes.decode(item, encoding, "surrogateescape")
+        if type(name) is str:
+            w.field(fields, name, item, depth + 1)
+        if w.budget.left < 0:
+            break
+    if len(fields) < size:
+        out["truncated"] = True
 
 
 def _h_enum(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
@@ -986,6 +1045,9 @@ def _prebuild() -> None:
         add(cls, _h_function)
     add(type, _h_class)
     add(types.ModuleType, _h_module)
+    environ = _compute_layout(os._Environ)  # with its __dict__ slot, for _data
+    environ.handler = _h_environ
+    _PREBUILT[id(os._Environ)] = environ
     _LAYOUTS.update(_PREBUILT)
 
 
@@ -1003,16 +1065,22 @@ def capture_value(
     limits: CaptureLimits = LIMITS,
     redactor: Redactor | None = None,
     budget: CaptureBudget | None = None,
+    secrets: EventSecrets | None = None,
 ) -> dict[str, Any]:
     """A JSON-serialisable description of one value (see the module docstring).
 
     Never runs application code and never raises. Without a ``redactor`` the
     built-in rules still apply. ``budget`` is the snapshot's, when the value
     is part of one; otherwise the value gets ``limits.max_bytes`` of its own.
+    ``secrets``: the event's travelling secrets, which what is redacted here
+    joins (the caller masks them throughout the event with ``scrub``).
     """
     try:  # everything inside: at the host's recursion limit even a constructor can fail
         walker = _Walker(
-            limits, redactor or _DEFAULT_REDACTOR, budget or CaptureBudget(limits.max_bytes)
+            limits,
+            redactor or _DEFAULT_REDACTOR,
+            budget or CaptureBudget(limits.max_bytes),
+            secrets,
         )
         return walker.value(value, 0)
     except RecursionError:
@@ -1031,20 +1099,22 @@ def capture_namespace(
     limits: CaptureLimits = LIMITS,
     redactor: Redactor | None = None,
     budget: CaptureBudget | None = None,
+    secrets: EventSecrets | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Captures of a frame's variables, by name; sensitive names keep only their type.
 
     ``names`` is a dict (or dict subclass, read through ``dict.items``) or a
     mapping the caller trusts, such as 3.13's ``FrameLocalsProxy``, whose own
     ``items()`` is called. One budget covers every variable: pass the
-    snapshot's to share it with other frames and watch values. Never raises;
+    snapshot's to share it with other frames and watch values, and the
+    event's ``secrets`` (see ``capture_value``). Never raises;
     when the names cannot be listed at all, the one entry
     ``UNREADABLE_NAMESPACE`` says why.
     """
     out: dict[str, dict[str, Any]] = {}
     try:
         redactor = redactor or _DEFAULT_REDACTOR
-        walker = _Walker(limits, redactor, budget or CaptureBudget(limits.max_bytes))
+        walker = _Walker(limits, redactor, budget or CaptureBudget(limits.max_bytes), secrets)
         items = list(dict.items(names) if issubclass(type(names), dict) else names.items())
     except RecursionError:
         return {UNREADABLE_NAMESPACE: {"type": "unknown", "notCaptured": _RECURSION}}
@@ -1060,7 +1130,7 @@ def capture_namespace(
                     continue  # not a variable name
             spent.left -= len(name) + 6
             if sensitive(name):
-                out[name] = {"type": _safe_name(value), "redacted": True}
+                out[name] = walker.redacted(value)
             else:
                 out[name] = walker.value(value, 0)
         except RecursionError:
@@ -1089,7 +1159,12 @@ _RENDER_LIMITS = CaptureLimits(max_depth=2, max_fields=8, max_items=10, max_stri
 
 
 def render(
-    value: Any, *, redactor: Redactor | None = None, max_length: int = 256, mask: bool = True
+    value: Any,
+    *,
+    redactor: Redactor | None = None,
+    max_length: int = 256,
+    mask: bool = True,
+    secrets: EventSecrets | None = None,
 ) -> str:
     """One line of text for a log template, never calling application code.
 
@@ -1099,7 +1174,8 @@ def render(
     ``max_length`` ends with ``...``; it is masked with the redactor's
     ``mask_text`` unless ``mask=False``, which leaves masking to a caller that
     masks a whole line at once (a cut is masked here anyway, since the caller
-    cannot see a secret that straddles it).
+    cannot see a secret that straddles it). What is redacted joins
+    ``secrets``, the event's travelling secrets, when given.
     """
     kind = type(value)
     if kind is str:
@@ -1109,23 +1185,25 @@ def render(
     elif id(kind) in _PLAIN_TEXT:
         text = str(value)
     else:
-        text = _render_other(value, kind, redactor)
+        text = _render_other(value, kind, redactor, secrets)
     red = redactor or _DEFAULT_REDACTOR
     if len(text) > max_length:
         cut = max(max_length - 3, 0)
-        return red.mask_text(text[: cut + _MASK_MARGIN])[:cut] + "..."
+        return red.mask_text(text[: cut + _MASK_MARGIN], secrets)[:cut] + "..."
     if mask and len(text) >= red.shortest_secret:
-        return red.mask_text(text)
+        return red.mask_text(text, secrets)
     return text
 
 
-def _render_other(value: Any, kind: type, redactor: Redactor | None) -> str:
+def _render_other(
+    value: Any, kind: type, redactor: Redactor | None, secrets: EventSecrets | None
+) -> str:
     if issubclass(kind, _DATETIME_TYPES):  # read like str(), as for the other scalars
         try:
             return _datetime_text(value, kind)
         except Exception as exc:
             return f"<{_safe_name(value)}: {_failure(exc)}>"
-    node = capture_value(value, limits=_RENDER_LIMITS, redactor=redactor)
+    node = capture_value(value, limits=_RENDER_LIMITS, redactor=redactor, secrets=secrets)
     return _format(node)
 
 

@@ -283,6 +283,7 @@ class Channel:
                 str(args.get("location", "")),
                 int(args.get("context", 15)),
                 canonical=self.engine.canonical,
+                blocklist=self.engine.blocklist,
             )
         except AgentError as exc:
             answer["error"] = str(exc)

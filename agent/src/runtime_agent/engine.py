@@ -13,7 +13,6 @@ removes it from the code.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import secrets
 import threading
@@ -39,7 +38,6 @@ from runtime_agent.budget import CpuBudget, fraction_from_env
 from runtime_agent.errors import (
     ActionNotFound,
     AgentError,
-    BlockedLocation,
     CoreRefused,
     ExpressionError,
     LocationError,
@@ -56,7 +54,7 @@ MAX_TTL = 7 * 24 * 3600.0
 MAX_WATCH = 20
 TICK_SECONDS = 0.2
 OUTPUTS = ("events", "app", "both")
-BLOCKLIST_ENV = "RUNTIME_AGENT_BLOCKLIST"
+BLOCKLIST_ENV = locate.BLOCKLIST_ENV
 
 
 class _Site:
@@ -101,9 +99,10 @@ class Engine:
         self._budget = CpuBudget(cpu_budget if cpu_budget is not None else fraction_from_env())
         self.metrics_interval = metrics_interval
         self._outbox = Outbox(max_events, max_events_per_second)
-        if blocklist is None:
-            blocklist = [p for p in os.environ.get(BLOCKLIST_ENV, "").split(",") if p.strip()]
-        self._blocklist = tuple(p.strip() for p in blocklist)
+        #: The service owner's closed files and modules: no actions, source or caller locals.
+        self.blocklist = (
+            locate.Blocklist.from_env() if blocklist is None else locate.Blocklist(blocklist)
+        )
         self._lock = threading.RLock()
         self._actions: dict[str, Action] = {}
         self._specs: dict[str, locate.LocationSpec] = {}
@@ -117,6 +116,7 @@ class Engine:
             self._retired.append,
             self.redactor,
             self._backend.locals_hazard,
+            self.blocklist,
         )
         self._watcher = ImportWatcher(self._wants_module, self._module_loaded)
         self._stop = threading.Event()
@@ -446,12 +446,7 @@ class Engine:
     def _check_blocklist(
         self, spec: locate.LocationSpec, module: str | None, filename: str
     ) -> None:
-        for pattern in self._blocklist:
-            if fnmatch.fnmatch(filename, pattern) or (module and fnmatch.fnmatch(module, pattern)):
-                raise BlockedLocation(
-                    f"{spec.text} is in {module or filename}, which the service owner's "
-                    f"blocklist ({BLOCKLIST_ENV}: {pattern}) closes to actions"
-                )
+        self.blocklist.check(spec.text, filename, module)
 
     def _apply(self, site: _Site) -> None:
         """Tell the backend what is live on this code object now."""

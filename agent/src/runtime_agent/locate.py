@@ -12,21 +12,25 @@ Live code is found through the function objects the garbage collector knows
 and, recursively, the code objects they hold in ``co_consts`` (closures not yet
 created, comprehensions, lambdas). Module-level code has already run by the
 time anything can be placed in it, so it cannot carry actions.
+
+The service owner's blocklist (``RUNTIME_AGENT_BLOCKLIST``, comma-separated)
+is matched here, in the same location style (:class:`Blocklist`).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import gc
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from types import CodeType, FunctionType, ModuleType
+from types import CodeType, FrameType, FunctionType, ModuleType
 
 from runtime_agent.backends.base import CodePath
-from runtime_agent.errors import LocationError
+from runtime_agent.errors import BlockedLocation, LocationError
 
 _MODULE_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 _QUALNAME_RE = re.compile(r"^[A-Za-z_<][\w<>]*(\.[A-Za-z_<][\w<>]*)*$")
@@ -102,6 +106,125 @@ def _parts(path: str) -> list[str]:
 def _suffix_match(suffix: str, filename: str) -> bool:
     want, have = _parts(suffix), _parts(filename)
     return len(want) <= len(have) and have[len(have) - len(want) :] == want
+
+
+BLOCKLIST_ENV = "RUNTIME_AGENT_BLOCKLIST"
+_MAX_CACHED_FILES = 4096
+
+
+class Blocklist:
+    """The files and modules the service owner closes to actions, source and captures.
+
+    Entries are written as locations are (comma-separated in
+    ``RUNTIME_AGENT_BLOCKLIST``), each with optional globs (``*``, ``?``,
+    ``[...]``; ``*`` also crosses ``/``):
+
+    - a path (it has a ``/`` or ends with ``.py``): matched against the end of
+      a file's path, whole components only, so ``payments/charge.py`` closes
+      ``/srv/app/payments/charge.py`` (not ``.../mypayments/charge.py``),
+      ``payments/`` or ``payments/*`` every file under a ``payments``
+      directory, ``*_secret.py`` any such file; an absolute path (``/srv/...``)
+      is matched whole;
+    - a module (a dotted name): the module and its submodules
+      (``payments.charge``, ``payments`` for the whole package,
+      ``payments.*``), by the name it was imported under and by its file's
+      path, so a module imported under another name (``src.payments.charge``,
+      ``__main__``) is closed too.
+
+    A file is matched both as given and with its symlinks resolved.
+    """
+
+    def __init__(self, entries: Iterable[str] = ()) -> None:
+        self.entries = tuple(
+            e.strip() for e in entries if isinstance(e, str) and e.strip() and e.strip() != "."
+        )
+        self._paths: list[tuple[str, str, bool]] = []  # (entry, path glob, absolute)
+        self._modules: list[tuple[str, str]] = []  # (entry, module glob)
+        for entry in self.entries:
+            text = entry.replace("\\", "/")
+            if "/" in text or text.endswith((".py", ".pyw")):
+                glob = os.path.normcase(text)
+                absolute = os.path.isabs(text)
+                while glob.startswith("./"):
+                    glob = glob[2:]
+                if glob.endswith("/"):
+                    glob += "*"
+                self._paths.append((entry, glob if absolute else glob.lstrip("/"), absolute))
+            else:
+                self._modules.append((entry, text))
+                self._modules.append((entry, text + ".*"))
+                as_path = os.path.normcase(text.replace(".", "/"))
+                self._paths.append((entry, as_path + ".py", False))
+                self._paths.append((entry, as_path + "/*", False))
+        self._files: dict[tuple[str, str | None], str | None] = {}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Blocklist:
+        """The entries of ``RUNTIME_AGENT_BLOCKLIST``."""
+        env = os.environ if environ is None else environ
+        return cls(env.get(BLOCKLIST_ENV, "").split(","))
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def match(self, filename: str | None, module: str | None = None) -> str | None:
+        """The entry that closes this file or module, or None."""
+        if not self.entries:
+            return None
+        key = (filename or "", module)
+        if key in self._files:
+            return self._files[key]
+        found = self._match(filename, module)
+        if len(self._files) >= _MAX_CACHED_FILES:
+            self._files.clear()
+        self._files[key] = found
+        return found
+
+    def closes_frame(self, frame: FrameType) -> bool:
+        """Whether a running frame's file or module is closed (its locals stay hidden)."""
+        if not self.entries:
+            return False
+        module = None
+        g = frame.f_globals
+        if type(g) is dict:
+            name = dict.get(g, "__name__")
+            module = name if type(name) is str else None
+        return self.match(frame.f_code.co_filename, module) is not None
+
+    def check(self, what: str, filename: str | None, module: str | None) -> None:
+        """Raise BlockedLocation, saying which entry closes ``what``, when one does."""
+        entry = self.match(filename, module)
+        if entry is not None:
+            raise BlockedLocation(
+                f"{what} is in {module or filename}, which the service owner's blocklist "
+                f"({BLOCKLIST_ENV}: {entry}) closes to actions and source; pick a location "
+                "outside it"
+            )
+
+    def _match(self, filename: str | None, module: str | None) -> str | None:
+        if module:
+            for entry, glob in self._modules:
+                if fnmatch.fnmatchcase(module, glob):
+                    return entry
+        if not filename:
+            return None
+        paths = {filename.replace("\\", "/")}
+        try:
+            paths.add(os.path.realpath(filename).replace("\\", "/"))
+        except (OSError, ValueError):
+            pass
+        for path in paths:
+            parts = _parts(path)
+            whole = os.path.normcase(path)
+            for entry, glob, absolute in self._paths:
+                if absolute:
+                    if fnmatch.fnmatchcase(whole, glob):
+                        return entry
+                    continue
+                # Suffixes that start at a path component, longest first.
+                if any(fnmatch.fnmatchcase("/".join(parts[i:]), glob) for i in range(len(parts))):
+                    return entry
+        return None
 
 
 def _module_file(module: ModuleType) -> str | None:

@@ -3,6 +3,12 @@
 Built on the host's thread at the moment of the hit, so it must be bounded and
 side-effect free: values go through ``capture`` (which never runs application
 code) under one byte budget per snapshot.
+
+Redaction holds across the whole snapshot: a value redacted in one place
+(by name or by value, in any frame, watch or context variable) is masked
+wherever else it appears in the snapshot (``redact.EventSecrets``). A frame
+whose file the service owner's blocklist closes shows as file, line and
+function only, with ``"blocked": true`` and no locals.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from types import CodeType, FrameType
 from typing import Any
 
 from runtime_agent.capture import CaptureBudget, CaptureLimits, capture_namespace, capture_value
-from runtime_agent.redact import REDACTED, Redactor
+from runtime_agent.locate import Blocklist
+from runtime_agent.redact import REDACTED, EventSecrets, Redactor
 from runtime_agent.sandbox import EvaluationFailure, Expression
 
 MAX_FRAMES = 20
@@ -30,13 +37,17 @@ def take_snapshot(
     watch: Sequence[tuple[Expression, bool]],
     redactor: Redactor,
     locals_hazard: Callable[[CodeType], str | None] = lambda code: None,
+    blocklist: Blocklist | None = None,
 ) -> dict[str, Any]:
     """One snapshot event (without the action id) for ``frame``.
 
     A caller frame whose locals the core cannot read without changing them
-    (``locals_hazard``) gets ``locals_omitted`` with the reason instead.
+    (``locals_hazard``) gets ``locals_omitted`` with the reason instead;
+    frames in the files ``blocklist`` closes keep no locals (``blocked``).
     """
     budget = CaptureBudget(LIMITS.max_bytes)
+    top_locals = f_locals if f_locals is not None else frame.f_locals
+    secrets = redactor.event_secrets(frame.f_code, top_locals)
     frames: list[dict[str, Any]] = []
     current: FrameType | None = frame
     depth = 0
@@ -48,16 +59,32 @@ def take_snapshot(
             "function": getattr(code, "co_qualname", code.co_name),
         }
         hazard = locals_hazard(code) if 0 < depth < LOCALS_FRAMES else None
-        if hazard is not None:
+        if blocklist and blocklist.closes_frame(current):
+            entry["blocked"] = True
+        elif hazard is not None:
             entry["locals_omitted"] = hazard
         elif depth < LOCALS_FRAMES:
-            names = f_locals if depth == 0 and f_locals is not None else current.f_locals
+            names = top_locals if depth == 0 else current.f_locals
             entry["locals"] = capture_namespace(
-                names, limits=LIMITS, redactor=redactor, budget=budget
+                names, limits=LIMITS, redactor=redactor, budget=budget, secrets=secrets
             )
         frames.append(entry)
         current = current.f_back
         depth += 1
+    watched: dict[str, Any] = {}
+    if watch and "blocked" not in frames[0]:
+        g = frame.f_globals
+        watched = {
+            expr.source: _watch_value(expr, hidden, top_locals, g, redactor, budget, secrets)
+            for expr, hidden in watch
+        }
+    context = _context(redactor, budget, secrets)
+    if secrets:  # something was redacted: mask it wherever else it shows
+        for entry in frames:
+            if "locals" in entry:
+                entry["locals"] = secrets.scrub(entry["locals"])
+        watched = secrets.scrub(watched)
+        context = secrets.scrub(context)
     top = frames[0]
     event: dict[str, Any] = {
         "type": "snapshot",
@@ -71,13 +98,7 @@ def take_snapshot(
         "task": _task_name(),
     }
     if watch:
-        g = frame.f_globals
-        names = f_locals if f_locals is not None else frame.f_locals
-        event["watch"] = {
-            expr.source: _watch_value(expr, hidden, names, g, redactor, budget)
-            for expr, hidden in watch
-        }
-    context = _context(redactor, budget)
+        event["watch"] = watched
     if context:
         event["context"] = context
     if current is not None:
@@ -92,14 +113,20 @@ def _watch_value(
     f_globals: Mapping[str, Any],
     redactor: Redactor,
     budget: CaptureBudget,
+    secrets: EventSecrets,
 ) -> dict[str, Any]:
     if hidden:
+        # Never shown, but evaluated so that its value is masked elsewhere.
+        try:
+            secrets.add_value(expr.evaluate(f_locals, f_globals))
+        except EvaluationFailure:
+            pass
         return {"type": "redacted", "value": REDACTED, "redacted": True}
     try:
         value = expr.evaluate(f_locals, f_globals)
     except EvaluationFailure as exc:
         return {"type": "error", "notCaptured": str(exc)}
-    return capture_value(value, limits=LIMITS, redactor=redactor, budget=budget)
+    return capture_value(value, limits=LIMITS, redactor=redactor, budget=budget, secrets=secrets)
 
 
 def _thread() -> dict[str, Any]:
@@ -129,10 +156,12 @@ def _task_name() -> str | None:
     return None
 
 
-def _context(redactor: Redactor, budget: CaptureBudget) -> dict[str, Any]:
+def _context(redactor: Redactor, budget: CaptureBudget, secrets: EventSecrets) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for var, value in contextvars.copy_context().items():
         values[var.name] = value
     if not values:
         return {}
-    return capture_namespace(values, limits=LIMITS, redactor=redactor, budget=budget)
+    return capture_namespace(
+        values, limits=LIMITS, redactor=redactor, budget=budget, secrets=secrets
+    )

@@ -2,7 +2,8 @@
 
 An assistant's checkout may differ from what runs; this reads the deployed
 file, marks the lines where actions can go (lines with live code), and gives
-the file's SHA-256 so the difference shows.
+the file's SHA-256 so the difference shows. A file the service owner's
+blocklist closes is refused (``BlockedLocation``), never read.
 """
 
 from __future__ import annotations
@@ -19,17 +20,28 @@ MAX_LINES = 400
 
 
 def describe(
-    location: str, context: int = 15, canonical: Callable[[CodeType], CodeType] | None = None
+    location: str,
+    context: int = 15,
+    canonical: Callable[[CodeType], CodeType] | None = None,
+    blocklist: locate.Blocklist | None = None,
 ) -> dict[str, Any]:
-    """The source around a line, or a function's definition; LocationError when unknown."""
+    """The source around a line, or a function's definition.
+
+    LocationError when unknown; BlockedLocation when ``blocklist`` closes
+    the file or module.
+    """
     canon = canonical or (lambda code: code)
     spec = locate.parse_location(location)
+    if blocklist:  # before looking: the answer must not say whether it is loaded
+        blocklist.check(spec.text, spec.file, spec.module)
     found = locate.find_module(spec)
     if found is None:
         raise LocationError(
             f"no loaded module matches {spec.module or spec.file}; it may not be imported yet"
         )
     module, filename = found
+    if blocklist:
+        blocklist.check(spec.text, filename, module)
     try:
         with open(filename, "rb") as fh:
             raw = fh.read()

@@ -3,16 +3,22 @@
 ``"total={total} user={req.user_id}"`` compiles once, at placement, into
 literal parts and sandboxed expressions; ``{{`` and ``}}`` are literal braces.
 Braces nest, so ``{d['{']}`` and ``{ {'a': 1}['a'] }`` read as one field.
+
+A field whose identifiers are sensitive (``{user.password}``) shows
+``<redacted>``; its value, the values of the frame's sensitive-named locals
+and whatever rendering a field redacts are masked wherever else they appear
+in the line (``redact.EventSecrets``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import CodeType
 from typing import Any
 
 from runtime_agent.capture import render
 from runtime_agent.errors import ExpressionError
-from runtime_agent.redact import REDACTED, Redactor
+from runtime_agent.redact import REDACTED, EventSecrets, Redactor
 from runtime_agent.sandbox import EvaluationFailure, Expression, compile_expression
 
 MAX_TEMPLATE_FIELDS = 32
@@ -51,15 +57,20 @@ class Template:
         return self.capture(local_vars, global_vars).text()
 
     def capture(
-        self, local_vars: Mapping[str, Any], global_vars: Mapping[str, Any]
+        self,
+        local_vars: Mapping[str, Any],
+        global_vars: Mapping[str, Any],
+        code: CodeType | None = None,
     ) -> PendingMessage:
         """The hit's values, with the text built later (``PendingMessage.text``).
 
         Only immutable scalars are kept as they are; anything that could
         change after the hit is rendered now. Turning numbers into text and
         masking the line then happen off the host's hot path, when events
-        are drained.
+        are drained. ``code``: the hit frame's, whose sensitive-named locals
+        are masked throughout the line.
         """
+        secrets = self._redactor.event_secrets(code, local_vars)
         out: list[Any] = []
         for part in self._parts:
             if type(part) is str:
@@ -67,6 +78,11 @@ class Template:
                 continue
             expr, hidden = part
             if hidden:
+                # Never shown, but evaluated so that its value is masked elsewhere.
+                try:
+                    secrets.add_value(expr.evaluate(local_vars, global_vars))
+                except EvaluationFailure:
+                    pass
                 out.append(REDACTED)
                 continue
             try:
@@ -77,8 +93,8 @@ class Template:
             if type(value) in _DEFERRABLE:
                 out.append(value)
             else:
-                out.append(render(value, redactor=self._redactor, mask=False))
-        return PendingMessage(out, self._redactor)
+                out.append(render(value, redactor=self._redactor, mask=False, secrets=secrets))
+        return PendingMessage(out, self._redactor, secrets)
 
 
 #: Values that cannot change after the hit, so their text can wait.
@@ -88,16 +104,19 @@ _DEFERRABLE = frozenset({str, int, float, bool, type(None)})
 class PendingMessage:
     """A log line's parts, turned into (masked) text on demand."""
 
-    __slots__ = ("_parts", "_redactor")
+    __slots__ = ("_parts", "_redactor", "_secrets")
 
-    def __init__(self, parts: list[Any], redactor: Redactor) -> None:
+    def __init__(
+        self, parts: list[Any], redactor: Redactor, secrets: EventSecrets | None = None
+    ) -> None:
         self._parts = parts
         self._redactor = redactor
+        self._secrets = secrets
 
     def text(self) -> str:
-        """The finished, masked line."""
+        """The finished, masked line: patterns first, then every secret of the hit."""
         pieces = [p if type(p) is str else render(p, mask=False) for p in self._parts]
-        return self._redactor.mask_text("".join(pieces))
+        return self._redactor.mask_text("".join(pieces), self._secrets)
 
 
 def _split(source: str) -> list[tuple[str, str | None]]:

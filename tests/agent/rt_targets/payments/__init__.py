@@ -1,0 +1,1 @@
+"""A package the blocklist tests close (``payments``, ``payments/charge.py``)."""
