@@ -17,7 +17,7 @@ from typing import Any
 
 from runtime_agent.capture import CaptureBudget, CaptureLimits, capture_namespace, capture_value
 from runtime_agent.redact import REDACTED, Redactor
-from runtime_agent.sandbox import EvaluationFailure, Expression
+from runtime_agent.sandbox import EvaluationFailure, Expression, Redacted
 
 MAX_FRAMES = 20
 LOCALS_FRAMES = 3
@@ -27,7 +27,7 @@ LIMITS = CaptureLimits()
 def take_snapshot(
     frame: FrameType,
     f_locals: Mapping[str, Any] | None,
-    watch: Sequence[tuple[Expression, bool]],
+    watch: Sequence[Expression],
     redactor: Redactor,
 ) -> dict[str, Any]:
     """One snapshot event (without the action id) for ``frame``."""
@@ -66,8 +66,7 @@ def take_snapshot(
         g = frame.f_globals
         names = f_locals if f_locals is not None else frame.f_locals
         event["watch"] = {
-            expr.source: _watch_value(expr, hidden, names, g, redactor, budget)
-            for expr, hidden in watch
+            expr.source: _watch_value(expr, names, g, redactor, budget) for expr in watch
         }
     context = _context(redactor, budget)
     if context:
@@ -79,18 +78,17 @@ def take_snapshot(
 
 def _watch_value(
     expr: Expression,
-    hidden: bool,
     f_locals: Mapping[str, Any],
     f_globals: Mapping[str, Any],
     redactor: Redactor,
     budget: CaptureBudget,
 ) -> dict[str, Any]:
-    if hidden:
-        return {"type": "redacted", "value": REDACTED, "redacted": True}
     try:
         value = expr.evaluate(f_locals, f_globals)
     except EvaluationFailure as exc:
         return {"type": "error", "notCaptured": str(exc)}
+    if type(value) is Redacted:
+        return {"type": "redacted", "value": REDACTED, "redacted": True}
     return capture_value(value, limits=LIMITS, redactor=redactor, budget=budget)
 
 
