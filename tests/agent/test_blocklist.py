@@ -96,7 +96,7 @@ def test_the_channel_answers_a_source_query_for_a_closed_file_with_the_error():
     posted = []
 
     class Upload:
-        def request(self, method, path, body):
+        def request(self, method, path, body, token=None):
             posted.append(body)
 
     with Engine(blocklist=["payments/charge.py"]) as eng:

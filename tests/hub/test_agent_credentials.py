@@ -209,6 +209,8 @@ class StubEngine:
 
     instance_id = "stub0123abcd"
     core = "settrace"
+    core_status = "settrace: a stub engine in the test process"
+    blocklist = None
     canonical = None
 
     def actions(self) -> list:

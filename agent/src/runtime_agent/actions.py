@@ -357,7 +357,7 @@ class SnapshotAction(Action):
     default_rate = 10.0
     _sample_mask = 0
 
-    def __init__(self, *args: Any, watch: Sequence[tuple[Expression, bool]], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, watch: Sequence[Expression], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.watch = tuple(watch)
 

@@ -45,7 +45,7 @@ from runtime_agent.errors import (
 from runtime_agent.events import Outbox
 from runtime_agent.importhook import ImportWatcher
 from runtime_agent.redact import Redactor
-from runtime_agent.sandbox import Expression, compile_expression
+from runtime_agent.sandbox import Expression, Use, compile_expression
 from runtime_agent.state import ActionStatus
 from runtime_agent.template import Template
 
@@ -180,8 +180,7 @@ class Engine:
             watch = [watch]
         if len(watch) > MAX_WATCH:
             raise ExpressionError(f"at most {MAX_WATCH} watch expressions, got {len(watch)}")
-        compiled = [self._compile(w, "watch expression") for w in watch]
-        marked = [(e, self._is_hidden(e)) for e in compiled if e is not None]
+        compiled = [self._compile(w, "watch expression", "value") for w in watch]
         return self._place(
             SnapshotAction,
             location,
@@ -190,7 +189,7 @@ class Engine:
             ttl_seconds,
             rate_limit,
             action_id,
-            watch=marked,
+            watch=[e for e in compiled if e is not None],
         )
 
     def add_counter(
@@ -218,7 +217,7 @@ class Engine:
         action_id: str | None = None,
     ) -> ActionStatus:
         """Aggregates a numeric ``expression`` per hit: count, min, max, mean, p50, p90, p99."""
-        compiled = self._compile(expression, "metric expression")
+        compiled = self._compile(expression, "metric expression", "metric")
         if compiled is None:
             raise ExpressionError("a metric needs an expression, for example len(cart.items)")
         return self._place(
@@ -335,7 +334,8 @@ class Engine:
 
     # -- placement ---------------------------------------------------------------
 
-    def _compile(self, source: str | None, what: str) -> Expression | None:
+    def _compile(self, source: str | None, what: str, use: Use) -> Expression | None:
+        """``source`` compiled under this engine's secrecy rule (None when empty)."""
         if source is None:
             return None
         if not isinstance(source, str):
@@ -343,12 +343,9 @@ class Engine:
         if not source.strip():
             return None
         try:
-            return compile_expression(source)
+            return compile_expression(source, redactor=self.redactor, use=use)
         except ExpressionError as exc:
             raise ExpressionError(f"{what} {source!r}: {exc}") from None
-
-    def _is_hidden(self, expr: Expression) -> bool:
-        return any(self.redactor.is_sensitive(name) for name in expr.identifiers)
 
     def _place(
         self,
@@ -363,7 +360,7 @@ class Engine:
     ) -> ActionStatus:
         if self._closed:
             raise AgentError("this engine is closed; create a new Engine")
-        cond = self._compile(condition, "condition")
+        cond = self._compile(condition, "condition", "condition")
         max_hits = _check_positive_int(max_hits, "max_hits", cls.default_max_hits)
         ttl = _check_ttl(ttl_seconds)
         rate = _check_rate(rate_limit, cls.default_rate)

@@ -59,7 +59,7 @@ import types
 import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, final
 
 # -- exceptions ----------------------------------------------------------------
 
@@ -85,11 +85,51 @@ class BudgetExceeded(EvaluationFailure):
     """
 
 
+class RedactedRead(EvaluationFailure):
+    """The expression used a secret for more than a presence test: read,
+    indexed, compared, measured, converted, iterated or computed with it, or
+    walked a container holding one (see ``secrecy``). The message names the
+    secret's name, never its value.
+    """
+
+
+@final
+class Secret:
+    """A value read under a sensitive name, or whose text looks like a secret,
+    as it travels through one evaluation: every operation but a presence test
+    refuses it (``RedactedRead``). Created only by ``secrecy``; an evaluation
+    never returns one (``sandbox`` turns it into its result)."""
+
+    __slots__ = ("name", "value")
+
+    def __init__(self, name: str, value: Any) -> None:
+        self.name = name
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"<secret {self.name!r}>"
+
+
+def opaque(v: Any, where: str) -> None:
+    """Raise RedactedRead if ``v`` is a Secret (for operations that take any value)."""
+    if type(v) is Secret:
+        raise redacted_read(v.name, where)
+
+
+def redacted_read(name: str, where: str, inside: str = "") -> RedactedRead:
+    """The one wording of a refused use of the secret ``name``."""
+    return RedactedRead(
+        f"{where}: reads the redacted value {name!r}{inside}; only presence tests "
+        "(is None, is not None, truth) are allowed on it"
+    )
+
+
 # -- limits --------------------------------------------------------------------
 
 #: Work units per evaluation: one per AST node, one per element iterated or
 #: checked (sum, sorted, min, max, any, all, ``in``, ``==`` between
 #: containers...), one per ``KEY_SCAN_RATE`` keys of a dict looked up.
+#: ``B``, the evaluation's state, is ``[steps left, Secrecy]``.
 WORK_BUDGET: Final = 10_000
 #: Keys whose types one work unit covers when a dict lookup scans them.
 KEY_SCAN_RATE: Final = 4
@@ -257,7 +297,8 @@ def static_lookup(tp: type, name: str) -> Any:
     K_ENUM,  # enum members without a data type: identity, text from their value
     K_OPAQUE,  # functions, modules, classes...: identity only
     K_OBJECT,  # anything else taking object's behaviour: identity, truthy
-) = range(12)
+    K_SECRET,  # a Secret: presence tests only
+) = range(13)
 _CONTAINER_KINDS: Final = frozenset({K_SEQ, K_MAP, K_SET, K_VIEW})
 _NUMBER_KINDS: Final = frozenset({K_SIMPLE, K_DECIMAL, K_ATOM})
 
@@ -338,6 +379,7 @@ _trust(K_OPAQUE, types.MethodType, dirty=DISPLAY | EQ)
 # Code objects compare their constants, cells their contents.
 _trust(K_OPAQUE, types.CodeType, types.CellType, dirty=EQ | ORDER)
 _trust(K_OBJECT, object)
+_trust(K_SECRET, Secret, dirty=ALL)
 # Attribute reads are generic; equality and text compare and show the values.
 _trust(K_OBJECT, types.SimpleNamespace, dirty=EQ | ORDER | DISPLAY)
 _ENUM_BASES = [
@@ -481,8 +523,11 @@ def _classify(mro: tuple[type, ...]) -> Info:
     return (kind, base, dirty, reasons)
 
 
-def refuse(tp: type, info: Info, bits: int, where: str) -> NoReturn:
-    """Raise NotEvaluated for a value of ``tp`` whose ``bits`` are application code."""
+def refuse(tp: type, info: Info, bits: int, where: str, value: Any = None) -> NoReturn:
+    """Raise NotEvaluated for a value of ``tp`` whose ``bits`` are application
+    code; RedactedRead for a Secret (``value``)."""
+    if info[0] == K_SECRET:
+        raise redacted_read(value.name if type(value) is Secret else "?", where)
     # The most specific category first: `<` needs ORDER and EQ, report ORDER.
     for bit in (ORDER, ARITH, CONVERT, CONTAINER, TRUTH, DISPLAY, EQ):
         if bits & bit:
@@ -528,7 +573,7 @@ def check_value(v: Any, need: int, where: str) -> tuple[Info, int]:
     tp = type(v)
     info = type_info(tp)
     if info[2] & need:
-        refuse(tp, info, info[2] & need, where)
+        refuse(tp, info, info[2] & need, where, v)
     kind = info[0]
     if kind == K_TZ:
         _check_tz(v, info[1], where)
@@ -552,6 +597,7 @@ def check_deep(x: Any, need: int, B: list[int], where: str) -> int:
     if id(type(x)) in SIMPLE_IDS:
         return 0
     flags = 0
+    secrecy = B[1]
     stack = [x]
     pop = stack.pop
     push = stack.append
@@ -563,7 +609,7 @@ def check_deep(x: Any, need: int, B: list[int], where: str) -> int:
             continue
         info = type_info(tp)
         if info[2] & need:
-            refuse(tp, info, info[2] & need, where)
+            refuse(tp, info, info[2] & need, where, v)
         kind = info[0]
         if kind in _CONTAINER_KINDS:
             # Containers are walked once: shared and self-referencing ones too.
@@ -571,6 +617,8 @@ def check_deep(x: Any, need: int, B: list[int], where: str) -> int:
                 continue
             seen.add(id(v))
             charge(B, len(v) + 1, where)
+            if secrecy is not None and _keyed(kind, tp, info[1]):
+                secrecy.check_container(v, kind, info[1], where)
             if kind == K_MAP:
                 parts: tuple[Iterable[Any], ...] = (_DKEYS(v), _DVALUES(v))
             elif id(tp) in _ITEMS_VIEWS:
@@ -594,6 +642,11 @@ def check_deep(x: Any, need: int, B: list[int], where: str) -> int:
     return flags
 
 
+def _keyed(kind: int, tp: type, base: type) -> bool:
+    """Can a container of this kind hold values under names (keys, fields)?"""
+    return kind in (K_MAP, K_VIEW) or (kind == K_SEQ and tp is not base)
+
+
 def check_keys(d: Any, B: list[int], where: str) -> int:
     """Check the keys of a dict for a lookup: stored keys of the same hash are
     compared with ``==``, which must not reach application code."""
@@ -612,6 +665,7 @@ def check_display(x: Any, B: list[int], where: str) -> int:
     makes a bounded amount of text; returns F_DECIMAL if a Decimal is inside."""
     flags = 0
     size = 0
+    secrecy = B[1]
     stack = [x]
     pop = stack.pop
     push = stack.append
@@ -625,7 +679,7 @@ def check_display(x: Any, B: list[int], where: str) -> int:
         info = type_info(tp)
         kind = info[0]
         if info[2] & DISPLAY:
-            refuse(tp, info, info[2] & DISPLAY, where)
+            refuse(tp, info, info[2] & DISPLAY, where, v)
         if info[1] in _INT_BASES:
             bits = int.bit_length(v)
             if bits > MAX_INT_TEXT_BITS:
@@ -639,6 +693,8 @@ def check_display(x: Any, B: list[int], where: str) -> int:
             seen.add(id(v))
             n = len(v)
             charge(B, n + 1, where)
+            if secrecy is not None and _keyed(kind, tp, info[1]):
+                secrecy.check_container(v, kind, info[1], where)
             size += 2 * n + 2
             if kind == K_MAP:
                 stack.extend(_DKEYS(v))
@@ -1014,6 +1070,7 @@ def class_attribute_site(cls: Any, name: str) -> tuple[Any, ...] | None:
 
 def get_attribute(o: Any, name: str, where: str) -> Any:
     """``o.name`` read statically; NotEvaluated or EvaluationFailure otherwise."""
+    opaque(o, where)
     status, value = lookup_attribute(o, name)
     if status == FOUND:
         return value
@@ -1035,8 +1092,10 @@ def truth(v: Any, where: str) -> bool:
     if id(tp) in SIMPLE_IDS:
         return bool(v)
     info = type_info(tp)
+    if info[0] == K_SECRET:
+        return truth(v.value, where)  # presence: allowed on a secret
     if info[2] & TRUTH:
-        refuse(tp, info, info[2] & TRUTH, where)
+        refuse(tp, info, info[2] & TRUTH, where, v)
     return bool(v)
 
 
@@ -1070,7 +1129,7 @@ def contains(x: Any, c: Any, B: list[int], where: str) -> bool:
     tc = type(c)
     info = type_info(tc)
     if info[2] & CONTAINER:
-        refuse(tc, info, info[2] & CONTAINER, where)
+        refuse(tc, info, info[2] & CONTAINER, where, c)
     kind, base = info[0], info[1]
     if inherits(tc, type):
         raise EvaluationFailure(f"{where}: `in` on a class is not evaluated")
@@ -1115,7 +1174,7 @@ def _index(v: Any, where: str) -> int:
         return v
     info = type_info(tp)
     if info[2] & CONVERT:
-        refuse(tp, info, info[2] & CONVERT, where)
+        refuse(tp, info, info[2] & CONVERT, where, v)
     if info[1] not in _INT_BASES:
         raise EvaluationFailure(f"{where}: {an(tp)} is not an integer")
     return operator.index(v)
@@ -1241,7 +1300,7 @@ def subscript(c: Any, k: Any, B: list[int], where: str) -> Any:
     info = type_info(tc)
     kind, base = info[0], info[1]
     if info[2] & CONTAINER:
-        refuse(tc, info, info[2] & CONTAINER, where)
+        refuse(tc, info, info[2] & CONTAINER, where, c)
     if kind == K_MAP:
         flags = check_deep(k, EQ, B, where) | check_keys(c, B, where)
         if flags:
@@ -1267,6 +1326,13 @@ def subscript(c: Any, k: Any, B: list[int], where: str) -> Any:
             charge(B, n // 64, where)
         elif tk is not int:
             k = _index(k, where)  # an exact int: the message below formats it
+        if kind == K_SEQ and tc is not base and B[1] is not None:
+            # A named tuple read by position: its field's name decides.
+            name = B[1].field_name(tc, None if tk is slice else k)
+            if name is not None:
+                if tk is slice:
+                    raise redacted_read(name, where, f" (a field of {tname(tc)})")
+                return Secret(name, c[k])
         try:
             return c[k]
         except IndexError:
@@ -1378,6 +1444,9 @@ def _iterable(v: Any, need: int, B: list[int], where: str, fn: str) -> int:
             flags |= check_deep(v, need, B, where)  # one step per element
         else:
             charge(B, len(v), where)
+            secrecy = B[1]
+            if secrecy is not None and _keyed(kind, tp, base):
+                secrecy.check_container(v, kind, base, where)
         return flags
     if base in _TEXT_BASES:
         charge(B, len(v) // 64, where)
@@ -1397,7 +1466,7 @@ def _len(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
     tp = type(v)
     info = type_info(tp)
     if info[2] & CONTAINER:
-        refuse(tp, info, info[2] & CONTAINER, where)
+        refuse(tp, info, info[2] & CONTAINER, where, v)
     kind, base = info[0], info[1]
     if kind in _CONTAINER_KINDS or base in _TEXT_BASES:
         return len(v)
@@ -1621,7 +1690,7 @@ def _truths(fn: Callable[[Any], bool], label: str) -> Builtin:
                     if id(tp) not in SIMPLE_IDS:
                         ie = type_info(tp)
                         if ie[2] & TRUTH:
-                            refuse(tp, ie, ie[2] & TRUTH, where)
+                            refuse(tp, ie, ie[2] & TRUTH, where, e)
         return fn(it)
 
     return impl
@@ -1670,6 +1739,7 @@ _ABCS: Final = _abc_table()
 
 def _isinstance(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
     v, classinfo = args
+    opaque(v, where)
     tp = type(v)
     mro = MRO_OF(tp)
     for cls in _classes(classinfo, where):
@@ -1693,12 +1763,15 @@ def _isinstance(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: 
 
 
 def _type(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> type:
+    opaque(args[0], where)
     return type(args[0])
 
 
 def _hasattr(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
     o, name = args
+    opaque(o, where)
     if type(name) is not str:
+        opaque(name, where)
         raise EvaluationFailure(f"{where}: hasattr() needs a str name")
     if name[:2] == "__" and name[-2:] == "__":
         raise EvaluationFailure(f"{where}: hasattr() of dunder names is not evaluated")
@@ -1746,6 +1819,7 @@ def _chr(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
 def _ord(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
     (c,) = args
     if type(c) is not str and type(c) is not bytes and type(c) is not bytearray:
+        opaque(c, where)
         raise EvaluationFailure(f"{where}: ord() needs a str or bytes of length 1")
     return ord(c)
 
@@ -1773,6 +1847,7 @@ def _range(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) 
 
 
 def _callable(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
+    opaque(args[0], where)
     return callable(args[0])  # reads the type's call slot only
 
 
@@ -1783,6 +1858,7 @@ def _hash(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -
 
 
 def _id(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
+    opaque(args[0], where)
     return id(args[0])
 
 
@@ -1856,6 +1932,7 @@ def _check_args(args: tuple[Any, ...], kw: dict[str, Any], where: str, label: st
             continue
         if type(a) is tuple and len(a) <= 64 and all(id(type(x)) in _ARG_IDS for x in a):
             continue
+        opaque(a, where)
         raise EvaluationFailure(
             f"{where}: arguments of {label}() must be str, bytes, int, float, bool, None "
             f"or tuples of them, not {an(type(a))}"
@@ -1984,10 +2061,15 @@ def _dict_get(
 
 def _dict_view(name: str) -> Method:
     fn = _TYPE_DICT(dict)[name]
+    reads_values = name != "keys"
 
     def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
         if args or kw:
             raise EvaluationFailure(f"{where}: {name}() takes no arguments")
+        secrecy = B[1]
+        if reads_values and secrecy is not None:
+            charge(B, len(recv) // KEY_SCAN_RATE, where)
+            secrecy.check_container(recv, K_MAP, dict, where)
         return fn(recv)
 
     return impl
@@ -2129,6 +2211,8 @@ def call_method(
     tp = type(recv)
     info = type_info(tp)
     kind, base = info[0], info[1]
+    if kind == K_SECRET:
+        raise redacted_read(recv.name, where)
     table = METHODS.get(base)
     impl = table.get(name) if table is not None else None
     if impl is None or info[2] == ALL:

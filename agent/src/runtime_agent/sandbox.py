@@ -37,11 +37,19 @@ import ast
 import operator
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal, final
 
-from runtime_agent import safeops
+from runtime_agent import safeops, secrecy
 from runtime_agent.errors import ExpressionError
-from runtime_agent.safeops import BudgetExceeded, EvaluationFailure, NotEvaluated
+from runtime_agent.redact import Redactor
+from runtime_agent.safeops import (
+    BudgetExceeded,
+    EvaluationFailure,
+    NotEvaluated,
+    RedactedRead,
+    Secret,
+)
+from runtime_agent.secrecy import Secrecy
 
 __all__ = [
     "MAX_DEPTH",
@@ -50,6 +58,9 @@ __all__ = [
     "EvaluationFailure",
     "Expression",
     "NotEvaluated",
+    "Redacted",
+    "RedactedRead",
+    "Use",
     "compile_expression",
 ]
 
@@ -59,8 +70,12 @@ MAX_LENGTH: Final = 1000
 MAX_DEPTH: Final = 32
 
 Scope = Mapping[str, Any]
-#: A compiled node: (locals, globals, budget) -> value.
-Fn = Callable[[Scope, Scope, list[int]], Any]
+#: A compiled node: (locals, globals, evaluation state) -> value.
+Fn = Callable[[Scope, Scope, list[Any]], Any]
+#: What the expression's result is for, which decides what a secret result
+#: becomes: ``"value"`` (log fields, watches) the ``Redacted`` marker,
+#: ``"condition"`` its truth, ``"metric"`` a ``RedactedRead`` failure.
+Use = Literal["value", "condition", "metric"]
 
 _MISSING: Final = object()
 _EMPTY: Final[dict[str, Any]] = {}
@@ -77,6 +92,21 @@ _MODE_MODULE = safeops.MODE_MODULE
 _MODE_SLOW = safeops.MODE_SLOW
 _MODULE_DICT = safeops.MODULE_DICT
 _DGET = dict.get
+_DEFAULT_SECRECY: Final = Secrecy(Redactor())
+
+
+@final
+class Redacted:
+    """What ``evaluate`` returns for a log field or watch whose value is a
+    secret: the name it was read under, never the value."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Redacted({self.name!r})"
 
 
 class Expression:
@@ -85,15 +115,17 @@ class Expression:
     Attributes:
         source: the expression as given.
         identifiers: every variable name, attribute name and constant string
-            key (``d["password"]``, ``d.get("token")``) it reads; the engine
-            hides results whose identifiers are sensitive.
+            key (``d["password"]``, ``d.get("token")``) it reads.
         evaluate: ``evaluate(local_vars, global_vars)`` returns the value in a
             frame: names are looked up in ``local_vars``, then
-            ``global_vars``, then the builtins allowlist. Raises
-            ``NotEvaluated`` when the value can only be had by running
-            application code, ``BudgetExceeded`` when the work budget runs
-            out or a result would be too large, ``EvaluationFailure`` (their
-            base class) for ordinary errors; never any other exception.
+            ``global_vars``, then the builtins allowlist. A secret result
+            comes back as the expression's ``Use`` says (``Redacted``, a
+            bool, or ``RedactedRead``). Raises ``NotEvaluated`` when the
+            value can only be had by running application code,
+            ``BudgetExceeded`` when the work budget runs out or a result
+            would be too large, ``RedactedRead`` when it uses a secret for
+            more than a presence test, ``EvaluationFailure`` (their base
+            class) for ordinary errors; never any other exception.
     """
 
     __slots__ = ("evaluate", "identifiers", "source")
@@ -113,8 +145,13 @@ class Expression:
         return f"Expression({self.source!r})"
 
 
-def compile_expression(source: str) -> Expression:
+def compile_expression(
+    source: str, *, redactor: Redactor | None = None, use: Use = "value"
+) -> Expression:
     """Compile ``source`` once into an ``Expression``.
+
+    ``redactor`` decides which values are secret (``secrecy``; the built-in
+    rules when None); ``use`` what a secret result becomes.
 
     Raises ``ExpressionError`` with a one-line message naming the rejected
     part (by column and snippet) and what is allowed instead.
@@ -125,7 +162,10 @@ def compile_expression(source: str) -> Expression:
         raise ExpressionError(
             f"expression rejected: {len(source)} characters; the limit is {MAX_LENGTH}"
         )
-    return _Compiler(source).build()
+    if use not in _FINISH:
+        raise ExpressionError(f"use must be one of {', '.join(_FINISH)}, not {use!r}")
+    rule = _DEFAULT_SECRECY if redactor is None else Secrecy(redactor)
+    return _Compiler(source, rule, use).build()
 
 
 class _Fold(ast.NodeTransformer):
@@ -150,7 +190,8 @@ class _Fold(ast.NodeTransformer):
     @staticmethod
     def _folded(node: ast.AST) -> ast.AST:
         try:
-            value = _Compiler(ast.unparse(node), fold=False).build().evaluate({}, {})
+            compiler = _Compiler(ast.unparse(node), _DEFAULT_SECRECY, "value", fold=False)
+            value = compiler.build().evaluate({}, {})
         except (ExpressionError, EvaluationFailure):
             return node
         if type(value) not in (int, float) or (type(value) is int and value.bit_length() > 256):
@@ -199,15 +240,43 @@ def _failure(exc: Exception, where: str) -> EvaluationFailure:
     return EvaluationFailure(f"{where}: {_describe(exc)}")
 
 
-def _entry(root: Fn, steps: int, where: str) -> Callable[[Scope, Scope], Any]:
+def _redacted(value: Secret, where: str) -> Redacted:
+    return Redacted(value.name)
+
+
+def _presence(value: Secret, where: str) -> bool:
+    return safeops.truth(value, where)
+
+
+def _refused(value: Secret, where: str) -> Any:
+    raise safeops.redacted_read(value.name, where)
+
+
+#: What a secret result becomes, per Use.
+_FINISH: Final[dict[str, Callable[[Secret, str], Any]]] = {
+    "value": _redacted,
+    "condition": _presence,
+    "metric": _refused,
+}
+
+
+def _entry(
+    root: Fn, steps: int, where: str, rule: Secrecy, use: Use
+) -> Callable[[Scope, Scope], Any]:
+    finish = _FINISH[use]
+    secret = Secret
+
     def evaluate(local_vars: Scope, global_vars: Scope) -> Any:
         try:
-            return root(local_vars, global_vars, [steps])
+            value = root(local_vars, global_vars, [steps, rule])
         except EvaluationFailure:
             raise
         except Exception as exc:
             # Safety net: the nodes convert errors themselves, naming the part.
             raise _failure(exc, where) from None
+        if type(value) is secret:
+            return finish(value, where)
+        return value
 
     return evaluate
 
@@ -303,7 +372,12 @@ def _is_dunder(name: str) -> bool:
 class _Compiler:
     """Builds the closures of one expression; collects identifiers."""
 
-    def __init__(self, source: str, fold: bool = True) -> None:
+    def __init__(self, source: str, rule: Secrecy, use: Use, fold: bool = True) -> None:
+        self.rule = rule
+        self.use: Use = use
+        #: Nodes whose value is shown or tested as it is, never computed
+        #: with: their text needs no pattern check (see ``secrecy``).
+        self.bare: set[int] = set()
         self.fold = fold
         self.original = source
         stripped = source.strip()
@@ -347,9 +421,13 @@ class _Compiler:
         tree = self.parse()
         if self.fold:
             tree = _Fold().visit(tree)
+        if self.use != "metric":
+            # Shown (and masked) or tested as it is; a metric's number is
+            # itself the output, so it is checked like any other read.
+            self.bare.add(id(tree.body))
         root = self.visit(tree.body, 1)
         steps = safeops.WORK_BUDGET - self.nodes
-        evaluate = _entry(root, steps, _one_line(self.text))
+        evaluate = _entry(root, steps, _one_line(self.text), self.rule, self.use)
         return Expression(self.original, frozenset(self.identifiers), evaluate)
 
     def parse(self) -> ast.Expression:
@@ -399,6 +477,54 @@ class _Compiler:
         where = f"line {exc.lineno}, column {col}" if len(self.lines) > 1 else f"column {col}"
         return ExpressionError(f"expression rejected: invalid syntax at {where}: {exc.msg}")
 
+    # -- secrecy --
+
+    def hidden(self, fn: Fn, name: str) -> Fn:
+        """``fn``'s value, read under the sensitive ``name``: a Secret."""
+        hide = self.rule.hide
+
+        def secret_read(L: Scope, G: Scope, B: list[Any]) -> Any:
+            return hide(name, fn(L, G, B))
+
+        return secret_read
+
+    def screened(self, node: ast.AST, fn: Fn, label: str) -> Fn:
+        """``fn``, its value a Secret when its text looks like one, unless
+        ``node`` is bare (shown or tested as it is)."""
+        if id(node) in self.bare:
+            return fn
+        screen = self.rule.screen
+        shortest = self.rule.shortest
+        floor = secrecy.CARD_FLOOR
+        plain = secrecy.PLAIN_IDS
+
+        def screened(L: Scope, G: Scope, B: list[Any]) -> Any:
+            v = fn(L, G, B)
+            t = type(v)
+            if t is str:
+                if len(v) < shortest:
+                    return v
+            elif t is int:
+                if -floor < v < floor:
+                    return v
+            elif id(t) in plain:
+                return v
+            return screen(v, label)
+
+        return screened
+
+    def read(self, node: ast.AST, fn: Fn, name: str, label: str) -> Fn:
+        """``fn`` reads a value under ``name``: hidden if the name is
+        sensitive, else screened (``label`` names it in a refusal)."""
+        if self.rule.is_sensitive(name):
+            return self.hidden(fn, name)
+        return self.screened(node, fn, label)
+
+    def bare_too(self, parent: ast.AST, *children: ast.AST) -> None:
+        """``children`` are shown or tested as they are when ``parent`` is."""
+        if id(parent) in self.bare:
+            self.bare.update(map(id, children))
+
     # -- dispatch --
 
     def visit(self, node: ast.AST, depth: int) -> Fn:
@@ -444,7 +570,7 @@ class _Compiler:
         if id(type(value)) not in _CONSTANT_TYPES:
             raise self.reject(node, "this constant", "it is not supported")
 
-        def constant(L: Scope, G: Scope, B: list[int]) -> Any:
+        def constant(L: Scope, G: Scope, B: list[Any]) -> Any:
             return value
 
         return constant
@@ -465,14 +591,42 @@ class _Compiler:
         self.identifiers.add(name)
         fallback = _name_fallback(name)
 
-        def lookup(L: Scope, G: Scope, B: list[int]) -> Any:
+        def lookup(L: Scope, G: Scope, B: list[Any]) -> Any:
             if name in L:
                 return L[name]
             if name in G:
                 return G[name]
             return fallback(L, G)
 
-        return lookup
+        if self.rule.is_sensitive(name):
+            return self.hidden(lookup, name)
+        if id(node) in self.bare:
+            return lookup
+        # The pattern check inlined: names are the commonest operands.
+        screen = self.rule.screen
+        shortest = self.rule.shortest
+        floor = secrecy.CARD_FLOOR
+        plain = secrecy.PLAIN_IDS
+
+        def screened_lookup(L: Scope, G: Scope, B: list[Any]) -> Any:
+            if name in L:
+                v = L[name]
+            elif name in G:
+                v = G[name]
+            else:
+                return fallback(L, G)
+            t = type(v)
+            if t is str:
+                if len(v) < shortest:
+                    return v
+            elif t is int:
+                if -floor < v < floor:
+                    return v
+            elif id(t) in plain:
+                return v
+            return screen(v, name)
+
+        return screened_lookup
 
     def visit_Attribute(self, node: ast.Attribute, depth: int) -> Fn:
         name = node.attr
@@ -522,14 +676,20 @@ class _Compiler:
                             return v
             return slow(o)
 
-        if isinstance(node.value, ast.Name) and not _is_dunder(node.value.id):
+        # Reading an attribute shows nothing of the object's own text.
+        self.bare.add(id(node.value))
+        if (
+            isinstance(node.value, ast.Name)
+            and not _is_dunder(node.value.id)
+            and not self.rule.is_sensitive(node.value.id)
+        ):
             # The common `obj.attr`: the name lookup inlined (one call less).
             var = node.value.id
             self.nodes += 1
             self.identifiers.add(var)
             fallback = _name_fallback(var)
 
-            def attribute_of_name(L: Scope, G: Scope, B: list[int]) -> Any:
+            def attribute_of_name(L: Scope, G: Scope, B: list[Any]) -> Any:
                 if var in L:
                     o = L[var]
                 elif var in G:
@@ -570,11 +730,11 @@ class _Compiler:
                     return class_read(o)
                 return slow(o)
 
-            return attribute_of_name
+            return self.read(node, attribute_of_name, name, where)
 
         get = self.visit(node.value, depth)
 
-        def attribute(L: Scope, G: Scope, B: list[int]) -> Any:
+        def attribute(L: Scope, G: Scope, B: list[Any]) -> Any:
             o = get(L, G, B)
             c = cache[0]
             if c[0] is not type(o):
@@ -607,25 +767,41 @@ class _Compiler:
                 return class_read(o)
             return slow(o)
 
-        return attribute
+        return self.read(node, attribute, name, where)
 
     # -- subscripts --
 
     def visit_Subscript(self, node: ast.Subscript, depth: int) -> Fn:
         get = self.visit(node.value, depth)
         key_node = node.slice
-        if isinstance(key_node, ast.Constant) and type(key_node.value) is str:
+        constant = isinstance(key_node, ast.Constant)
+        if constant and type(key_node.value) is str:
             self.identifiers.add(key_node.value)
         key = self.visit(key_node, depth)
         where = self.snippet(node)
         subscript = safeops.subscript
         dget = _DGET
         missing = _MISSING
+        # A key computed at run time (`d['pass' + 'word']`) is a name too.
+        computed = not constant
+        key_name = self.rule.key_name
+        hide = self.rule.hide
 
-        def item(L: Scope, G: Scope, B: list[int]) -> Any:
+        def item(L: Scope, G: Scope, B: list[Any]) -> Any:
             c = get(L, G, B)
             k = key(L, G, B)
             tc = type(c)
+            if computed:
+                tk = type(k)
+                if tk is not int and tk is not slice:
+                    name = key_name(k)
+                    if name is not None:
+                        try:
+                            return hide(name, subscript(c, k, B, where))
+                        except EvaluationFailure:
+                            raise
+                        except Exception as exc:
+                            raise _failure(exc, where) from None
             try:
                 if (tc is list or tc is tuple) and type(k) is int:
                     return c[k]
@@ -650,7 +826,10 @@ class _Compiler:
             except Exception as exc:
                 raise _failure(exc, where) from None
 
-        return item
+        name = self.rule.key_name(key_node.value) if constant else None
+        if name is not None:
+            return self.hidden(item, name)
+        return self.screened(node, item, where)
 
     def visit_Slice(self, node: ast.Slice, depth: int) -> Fn:
         parts = [
@@ -661,7 +840,7 @@ class _Compiler:
         where = self.snippet(node)
         make = safeops.make_slice
 
-        def make_slice(L: Scope, G: Scope, B: list[int]) -> slice:
+        def make_slice(L: Scope, G: Scope, B: list[Any]) -> slice:
             return make(lo(L, G, B), hi(L, G, B), step(L, G, B), where)
 
         return make_slice
@@ -693,21 +872,23 @@ class _Compiler:
         value = self.constant_of(node)
         if value is not _MISSING:
 
-            def constant_tuple(L: Scope, G: Scope, B: list[int]) -> tuple[Any, ...]:
+            def constant_tuple(L: Scope, G: Scope, B: list[Any]) -> tuple[Any, ...]:
                 return value  # type: ignore[no-any-return]
 
             return constant_tuple
 
-        def make_tuple(L: Scope, G: Scope, B: list[int]) -> tuple[Any, ...]:
-            return tuple([f(L, G, B) for f in fns])
+        def make_tuple(L: Scope, G: Scope, B: list[Any]) -> Any:
+            values = tuple([f(L, G, B) for f in fns])
+            return _holder(values, values)
 
         return make_tuple
 
     def visit_List(self, node: ast.List, depth: int) -> Fn:
         fns = self.elements(node.elts, depth)
 
-        def make_list(L: Scope, G: Scope, B: list[int]) -> list[Any]:
-            return [f(L, G, B) for f in fns]
+        def make_list(L: Scope, G: Scope, B: list[Any]) -> Any:
+            values = [f(L, G, B) for f in fns]
+            return _holder(values, values)
 
         return make_list
 
@@ -717,7 +898,7 @@ class _Compiler:
         check = safeops.check_deep
         EQ = safeops.EQ
 
-        def make_set(L: Scope, G: Scope, B: list[int]) -> set[Any]:
+        def make_set(L: Scope, G: Scope, B: list[Any]) -> set[Any]:
             values = [f(L, G, B) for f in fns]
             try:
                 for v in values:
@@ -741,7 +922,7 @@ class _Compiler:
         check = safeops.check_deep
         EQ = safeops.EQ
 
-        def make_dict(L: Scope, G: Scope, B: list[int]) -> dict[Any, Any]:
+        def make_dict(L: Scope, G: Scope, B: list[Any]) -> Any:
             out = {}
             for kf, vf in pairs:
                 k = kf(L, G, B)
@@ -753,7 +934,7 @@ class _Compiler:
                     raise
                 except Exception as exc:
                     raise _failure(exc, where) from None
-            return out
+            return _holder(out, out.values())
 
         return make_dict
 
@@ -764,13 +945,14 @@ class _Compiler:
         where = self.snippet(node)
         limit = safeops.MAX_TEXT
 
-        def fstring(L: Scope, G: Scope, B: list[int]) -> str:
+        def fstring(L: Scope, G: Scope, B: list[Any]) -> str:
             text = "".join([p(L, G, B) for p in parts])
             if len(text) > limit:
                 raise BudgetExceeded(f"{where}: not evaluated, the text would exceed {limit}")
             return text
 
-        return fstring
+        # Text made from whole containers is checked like a read.
+        return self.screened(node, fstring, where)
 
     def visit_FormattedValue(self, node: ast.FormattedValue, depth: int) -> Fn:
         get = self.visit(node.value, depth)
@@ -781,7 +963,7 @@ class _Compiler:
 
         big = 1 << safeops.MAX_INT_TEXT_BITS
 
-        def field(L: Scope, G: Scope, B: list[int]) -> str:
+        def field(L: Scope, G: Scope, B: list[Any]) -> str:
             v = get(L, G, B)
             s = spec(L, G, B) if spec is not None else ""
             if conversion < 0 and not s:
@@ -802,12 +984,13 @@ class _Compiler:
     # -- boolean logic --
 
     def visit_BoolOp(self, node: ast.BoolOp, depth: int) -> Fn:
+        self.bare_too(node, *node.values)
         fns = [self.visit(v, depth) for v in node.values]
         where = self.snippet(node)
         truth = _truth
         if isinstance(node.op, ast.And):
 
-            def all_of(L: Scope, G: Scope, B: list[int]) -> Any:
+            def all_of(L: Scope, G: Scope, B: list[Any]) -> Any:
                 v = None
                 for f in fns:
                     v = f(L, G, B)
@@ -819,7 +1002,7 @@ class _Compiler:
 
             return all_of
 
-        def any_of(L: Scope, G: Scope, B: list[int]) -> Any:
+        def any_of(L: Scope, G: Scope, B: list[Any]) -> Any:
             v = None
             for f in fns:
                 v = f(L, G, B)
@@ -830,13 +1013,15 @@ class _Compiler:
         return any_of
 
     def visit_IfExp(self, node: ast.IfExp, depth: int) -> Fn:
+        self.bare.add(id(node.test))  # only its truth is read
+        self.bare_too(node, node.body, node.orelse)
         test = self.visit(node.test, depth)
         body = self.visit(node.body, depth)
         orelse = self.visit(node.orelse, depth)
         where = self.snippet(node.test)
         truth = _truth
 
-        def choose(L: Scope, G: Scope, B: list[int]) -> Any:
+        def choose(L: Scope, G: Scope, B: list[Any]) -> Any:
             t = test(L, G, B)
             if t is True or (t is not False and truth(t, where)):
                 return body(L, G, B)
@@ -847,19 +1032,21 @@ class _Compiler:
     # -- operators --
 
     def visit_UnaryOp(self, node: ast.UnaryOp, depth: int) -> Fn:
+        if isinstance(node.op, ast.Not):
+            self.bare.add(id(node.operand))  # only its truth is read
         get = self.visit(node.operand, depth)
         where = self.snippet(node)
         value = self.constant_of(node)
         if value is not _MISSING:
 
-            def constant(L: Scope, G: Scope, B: list[int]) -> Any:
+            def constant(L: Scope, G: Scope, B: list[Any]) -> Any:
                 return value
 
             return constant
         if isinstance(node.op, ast.Not):
             truth = _truth
 
-            def negation(L: Scope, G: Scope, B: list[int]) -> bool:
+            def negation(L: Scope, G: Scope, B: list[Any]) -> bool:
                 v = get(L, G, B)
                 if v is True:
                     return False
@@ -872,7 +1059,7 @@ class _Compiler:
         unary = safeops.unary
         negate = op == "-"
 
-        def arithmetic(L: Scope, G: Scope, B: list[int]) -> Any:
+        def arithmetic(L: Scope, G: Scope, B: list[Any]) -> Any:
             v = get(L, G, B)
             t = type(v)
             if negate and (t is int or t is float):
@@ -904,7 +1091,7 @@ class _Compiler:
         float_ok = op in _FAST_FLOAT
         arith = safeops.arithmetic
 
-        def binop(L: Scope, G: Scope, B: list[int]) -> Any:
+        def binop(L: Scope, G: Scope, B: list[Any]) -> Any:
             a = left(L, G, B)
             b = right(L, G, B)
             t = type(a)
@@ -931,6 +1118,11 @@ class _Compiler:
 
     def visit_Compare(self, node: ast.Compare, depth: int) -> Fn:
         operands = [node.left, *node.comparators]
+        identity = [isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops]
+        for i, operand in enumerate(operands):
+            # An operand of `is` / `is not` only: its identity is all that is read.
+            if all(identity[j] for j in (i - 1, i) if 0 <= j < len(identity)):
+                self.bare.add(id(operand))
         fns = [self.visit(o, depth) for o in operands]
         for i, op in enumerate(node.ops):
             members = self.members_of(operands[i + 1])
@@ -947,7 +1139,7 @@ class _Compiler:
             if fast is not None:
                 return fast
 
-            def compare(L: Scope, G: Scope, B: list[int]) -> Any:
+            def compare(L: Scope, G: Scope, B: list[Any]) -> Any:
                 return test(first(L, G, B), second(L, G, B), B)
 
             return compare
@@ -955,7 +1147,7 @@ class _Compiler:
         chain = [(t, f) for (t, _), f in zip(tests, fns[1:], strict=True)]
         first = fns[0]
 
-        def compare_chain(L: Scope, G: Scope, B: list[int]) -> Any:
+        def compare_chain(L: Scope, G: Scope, B: list[Any]) -> Any:
             a = first(L, G, B)
             r: Any = True
             for test, f in chain:
@@ -988,7 +1180,7 @@ class _Compiler:
                 except TypeError:
                     frozen = None
 
-            def membership(a: Any, b: Any, B: list[int]) -> bool:
+            def membership(a: Any, b: Any, B: list[Any]) -> bool:
                 ta = type(a)
                 try:
                     if frozen is not None and id(ta) in _SIMPLE_IDS and ta is not complex:
@@ -1007,7 +1199,7 @@ class _Compiler:
         opf, need = _COMPARISONS[kind]
         compare = safeops.compare
 
-        def test(a: Any, b: Any, B: list[int]) -> Any:
+        def test(a: Any, b: Any, B: list[Any]) -> Any:
             ta = type(a)
             try:
                 if ta is type(b) and (ta is int or ta is str or ta is float):
@@ -1074,6 +1266,8 @@ class _Compiler:
                     raise self.reject(arg, f"`{arg.value}`", "dunder names are not allowed")
                 self.identifiers.add(arg.value)
         self.identifiers.add(name)
+        if name == "bool":
+            self.bare.update(map(id, node.args))  # only its truth is read
         args = [self.visit(a, depth) for a in node.args]
         n = len(args)
         a0, a1 = [*args, _none, _none][:2]
@@ -1098,7 +1292,7 @@ class _Compiler:
         if name == "len" and not kws:
             (arg,) = args
 
-            def call_len(L: Scope, G: Scope, B: list[int]) -> Any:
+            def call_len(L: Scope, G: Scope, B: list[Any]) -> Any:
                 if name in L or name in G:
                     shadowed(L, G)
                 v = arg(L, G, B)
@@ -1114,7 +1308,7 @@ class _Compiler:
 
             return call_len
 
-        def call(L: Scope, G: Scope, B: list[int]) -> Any:
+        def call(L: Scope, G: Scope, B: list[Any]) -> Any:
             if name in L or name in G:
                 shadowed(L, G)
             if n == 1:
@@ -1133,6 +1327,8 @@ class _Compiler:
             except Exception as exc:
                 raise _failure(exc, where) from None
 
+        if name in _READS:
+            return self.screened(node, call, where)
         return call
 
     def method_call(self, node: ast.Call, func: ast.Attribute, depth: int) -> Fn:
@@ -1158,10 +1354,9 @@ class _Compiler:
                 f"calls are limited to builtin functions ({_FUNCTIONS_TEXT}) and methods of "
                 f"builtin types ({_METHODS_TEXT})",
             )
-        if name == "get" and node.args:
-            arg = node.args[0]
-            if isinstance(arg, ast.Constant) and type(arg.value) is str:
-                self.identifiers.add(arg.value)
+        key_node = node.args[0] if name == "get" and node.args else None
+        if isinstance(key_node, ast.Constant) and type(key_node.value) is str:
+            self.identifiers.add(key_node.value)
         recv = self.visit(func.value, depth)
         args = [self.visit(a, depth) for a in node.args]
         n = len(args)
@@ -1174,8 +1369,12 @@ class _Compiler:
         str_method = safeops.static_lookup(str, name) if name in safeops.STR_PLAIN else None
         dict_get = name == "get" and not kws and 1 <= len(args) <= 2
         dget = _DGET
+        # `d.get(k)` with k computed at run time: the key is a name too.
+        computed_get = key_node is not None and not isinstance(key_node, ast.Constant)
+        key_name = self.rule.key_name
+        hide = self.rule.hide
 
-        def call(L: Scope, G: Scope, B: list[int]) -> Any:
+        def call(L: Scope, G: Scope, B: list[Any]) -> Any:
             r = recv(L, G, B)
             if n == 1:
                 values: tuple[Any, ...] = (a0(L, G, B),)
@@ -1186,6 +1385,15 @@ class _Compiler:
             else:
                 values = tuple([f(L, G, B) for f in args])
             tr = type(r)
+            if computed_get and type(values[0]) is not int:
+                secret = key_name(values[0])
+                if secret is not None:
+                    try:
+                        return hide(secret, call_method(r, name, values, _EMPTY, B, where))
+                    except EvaluationFailure:
+                        raise
+                    except Exception as exc:
+                        raise _failure(exc, where) from None
             if str_method is not None and tr is str and not kws and len(r) < 4096:
                 for v in values:
                     tv = type(v)
@@ -1210,15 +1418,29 @@ class _Compiler:
             except Exception as exc:
                 raise _failure(exc, where) from None
 
+        secret = self.rule.key_name(key_node.value) if isinstance(key_node, ast.Constant) else None
+        if secret is not None:
+            return self.hidden(call, secret)
+        if name in _READS:
+            return self.screened(node, call, where)
         return call
 
 
-def _none(L: Scope, G: Scope, B: list[int]) -> None:
+def _none(L: Scope, G: Scope, B: list[Any]) -> None:
     return None
 
 
+def _holder(container: Any, values: Any) -> Any:
+    """A display holding a secret is a secret itself (so no secret is ever
+    inside a container: every walk may take its elements as they are)."""
+    for v in values:
+        if type(v) is Secret:
+            return Secret(v.name, container)
+    return container
+
+
 def _constant(value: Any) -> Fn:
-    def constant(L: Scope, G: Scope, B: list[int]) -> Any:
+    def constant(L: Scope, G: Scope, B: list[Any]) -> Any:
         return value
 
     return constant
@@ -1247,6 +1469,10 @@ def _name_fallback(name: str) -> Callable[[Scope, Scope], Any]:
 
     return undefined
 
+
+#: Calls whose result is text or an element read out of a value: their
+#: result is checked against the patterns like any read.
+_READS: Final = frozenset({"str", "repr", "ascii", "min", "max", "get", "join"})
 
 _BINOPS: Final = {
     ast.Add: "+",
@@ -1292,7 +1518,7 @@ def _fast_compare(op: ast.cmpop, left: Fn, const: Any, where: str) -> Fn | None:
     else:
         t1, t2 = int, float
 
-    def slow(a: Any, B: list[int]) -> Any:
+    def slow(a: Any, B: list[Any]) -> Any:
         try:
             return compare(opf, need, a, c, B, where)
         except EvaluationFailure:
@@ -1303,7 +1529,7 @@ def _fast_compare(op: ast.cmpop, left: Fn, const: Any, where: str) -> Fn | None:
     kind = type(op)
     if kind is ast.Gt:
 
-        def gt(L: Scope, G: Scope, B: list[int]) -> Any:
+        def gt(L: Scope, G: Scope, B: list[Any]) -> Any:
             a = left(L, G, B)
             t = type(a)
             if t is t1 or t is t2:
@@ -1313,7 +1539,7 @@ def _fast_compare(op: ast.cmpop, left: Fn, const: Any, where: str) -> Fn | None:
         return gt
     if kind is ast.GtE:
 
-        def ge(L: Scope, G: Scope, B: list[int]) -> Any:
+        def ge(L: Scope, G: Scope, B: list[Any]) -> Any:
             a = left(L, G, B)
             t = type(a)
             if t is t1 or t is t2:
@@ -1323,7 +1549,7 @@ def _fast_compare(op: ast.cmpop, left: Fn, const: Any, where: str) -> Fn | None:
         return ge
     if kind is ast.Lt:
 
-        def lt(L: Scope, G: Scope, B: list[int]) -> Any:
+        def lt(L: Scope, G: Scope, B: list[Any]) -> Any:
             a = left(L, G, B)
             t = type(a)
             if t is t1 or t is t2:
@@ -1333,7 +1559,7 @@ def _fast_compare(op: ast.cmpop, left: Fn, const: Any, where: str) -> Fn | None:
         return lt
     if kind is ast.LtE:
 
-        def le(L: Scope, G: Scope, B: list[int]) -> Any:
+        def le(L: Scope, G: Scope, B: list[Any]) -> Any:
             a = left(L, G, B)
             t = type(a)
             if t is t1 or t is t2:
@@ -1343,7 +1569,7 @@ def _fast_compare(op: ast.cmpop, left: Fn, const: Any, where: str) -> Fn | None:
         return le
     if kind is ast.Eq:
 
-        def eq(L: Scope, G: Scope, B: list[int]) -> Any:
+        def eq(L: Scope, G: Scope, B: list[Any]) -> Any:
             a = left(L, G, B)
             t = type(a)
             if t is t1 or t is t2:
@@ -1352,7 +1578,7 @@ def _fast_compare(op: ast.cmpop, left: Fn, const: Any, where: str) -> Fn | None:
 
         return eq
 
-    def ne(L: Scope, G: Scope, B: list[int]) -> Any:
+    def ne(L: Scope, G: Scope, B: list[Any]) -> Any:
         a = left(L, G, B)
         t = type(a)
         if t is t1 or t is t2:

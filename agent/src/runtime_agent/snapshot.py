@@ -24,7 +24,7 @@ from typing import Any
 from runtime_agent.capture import CaptureBudget, CaptureLimits, capture_namespace, capture_value
 from runtime_agent.locate import Blocklist
 from runtime_agent.redact import REDACTED, EventSecrets, Redactor
-from runtime_agent.sandbox import EvaluationFailure, Expression
+from runtime_agent.sandbox import EvaluationFailure, Expression, Redacted
 
 MAX_FRAMES = 20
 LOCALS_FRAMES = 3
@@ -34,7 +34,7 @@ LIMITS = CaptureLimits()
 def take_snapshot(
     frame: FrameType,
     f_locals: Mapping[str, Any] | None,
-    watch: Sequence[tuple[Expression, bool]],
+    watch: Sequence[Expression],
     redactor: Redactor,
     locals_hazard: Callable[[CodeType], str | None] = lambda code: None,
     blocklist: Blocklist | None = None,
@@ -75,8 +75,8 @@ def take_snapshot(
     if watch and "blocked" not in frames[0]:
         g = frame.f_globals
         watched = {
-            expr.source: _watch_value(expr, hidden, top_locals, g, redactor, budget, secrets)
-            for expr, hidden in watch
+            expr.source: _watch_value(expr, top_locals, g, redactor, budget, secrets)
+            for expr in watch
         }
     context = _context(redactor, budget, secrets)
     if secrets:  # something was redacted: mask it wherever else it shows
@@ -108,24 +108,18 @@ def take_snapshot(
 
 def _watch_value(
     expr: Expression,
-    hidden: bool,
     f_locals: Mapping[str, Any],
     f_globals: Mapping[str, Any],
     redactor: Redactor,
     budget: CaptureBudget,
     secrets: EventSecrets,
 ) -> dict[str, Any]:
-    if hidden:
-        # Never shown, but evaluated so that its value is masked elsewhere.
-        try:
-            secrets.add_value(expr.evaluate(f_locals, f_globals))
-        except EvaluationFailure:
-            pass
-        return {"type": "redacted", "value": REDACTED, "redacted": True}
     try:
         value = expr.evaluate(f_locals, f_globals)
     except EvaluationFailure as exc:
         return {"type": "error", "notCaptured": str(exc)}
+    if type(value) is Redacted:
+        return {"type": "redacted", "value": REDACTED, "redacted": True}
     return capture_value(value, limits=LIMITS, redactor=redactor, budget=budget, secrets=secrets)
 
 

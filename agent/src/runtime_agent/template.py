@@ -19,7 +19,7 @@ from typing import Any
 from runtime_agent.capture import render
 from runtime_agent.errors import ExpressionError
 from runtime_agent.redact import REDACTED, EventSecrets, Redactor
-from runtime_agent.sandbox import EvaluationFailure, Expression, compile_expression
+from runtime_agent.sandbox import EvaluationFailure, Expression, Redacted, compile_expression
 
 MAX_TEMPLATE_FIELDS = 32
 MAX_TEMPLATE_LENGTH = 4096
@@ -37,17 +37,15 @@ class Template:
             )
         self.source = source
         self._redactor = redactor
-        parts: list[str | tuple[Expression, bool]] = []
+        parts: list[str | Expression] = []
         for literal, field in _split(source):
             if literal:
                 parts.append(literal)
             if field is not None:
                 try:
-                    expr = compile_expression(field)
+                    parts.append(compile_expression(field, redactor=redactor))
                 except ExpressionError as exc:
                     raise ExpressionError(f"in {{{field}}}: {exc}") from None
-                hidden = any(redactor.is_sensitive(name) for name in expr.identifiers)
-                parts.append((expr, hidden))
         if sum(1 for p in parts if not isinstance(p, str)) > MAX_TEMPLATE_FIELDS:
             raise ExpressionError(f"a log message may have at most {MAX_TEMPLATE_FIELDS} fields")
         self._parts = tuple(parts)
@@ -76,21 +74,14 @@ class Template:
             if type(part) is str:
                 out.append(part)
                 continue
-            expr, hidden = part
-            if hidden:
-                # Never shown, but evaluated so that its value is masked elsewhere.
-                try:
-                    secrets.add_value(expr.evaluate(local_vars, global_vars))
-                except EvaluationFailure:
-                    pass
-                out.append(REDACTED)
-                continue
             try:
-                value = expr.evaluate(local_vars, global_vars)
+                value = part.evaluate(local_vars, global_vars)
             except EvaluationFailure as exc:
                 out.append(f"<{exc}>")
                 continue
-            if type(value) in _DEFERRABLE:
+            if type(value) is Redacted:
+                out.append(REDACTED)
+            elif type(value) in _DEFERRABLE:
                 out.append(value)
             else:
                 out.append(render(value, redactor=self._redactor, mask=False, secrets=secrets))
