@@ -87,9 +87,12 @@ class Expression:
         identifiers: every variable name, attribute name and constant string
             key (``d["password"]``, ``d.get("token")``) it reads; the engine
             hides results whose identifiers are sensitive.
-        evaluate: ``evaluate(local_vars, global_vars)`` returns the value in a
-            frame: names are looked up in ``local_vars``, then
-            ``global_vars``, then the builtins allowlist. Raises
+        evaluate: ``evaluate(local_vars, global_vars, budget=None)`` returns
+            the value in a frame: names are looked up in ``local_vars``, then
+            ``global_vars``, then the builtins allowlist. Each call gets a
+            fresh budget of work and memory (``cost.py``), unless ``budget``
+            (``cost.new_budget()``) is passed to share one between the
+            evaluations of one hit (a template's fields). Raises
             ``NotEvaluated`` when the value can only be had by running
             application code, ``BudgetExceeded`` when the work budget runs
             out or a result would be too large, ``EvaluationFailure`` (their
@@ -98,12 +101,12 @@ class Expression:
 
     __slots__ = ("evaluate", "identifiers", "source")
 
-    evaluate: Callable[[Scope, Scope], Any]
+    evaluate: Callable[..., Any]
     identifiers: frozenset[str]
     source: str
 
     def __init__(
-        self, source: str, identifiers: frozenset[str], evaluate: Callable[[Scope, Scope], Any]
+        self, source: str, identifiers: frozenset[str], evaluate: Callable[..., Any]
     ) -> None:
         self.source = source
         self.identifiers = identifiers

@@ -16,6 +16,7 @@ from types import FrameType
 from typing import Any
 
 from runtime_agent.capture import CaptureBudget, CaptureLimits, capture_namespace, capture_value
+from runtime_agent.cost import new_budget
 from runtime_agent.redact import REDACTED, Redactor
 from runtime_agent.sandbox import EvaluationFailure, Expression
 
@@ -65,8 +66,9 @@ def take_snapshot(
     if watch:
         g = frame.f_globals
         names = f_locals if f_locals is not None else frame.f_locals
+        work = new_budget()  # one evaluation budget for all the watches of a hit
         event["watch"] = {
-            expr.source: _watch_value(expr, hidden, names, g, redactor, budget)
+            expr.source: _watch_value(expr, hidden, names, g, redactor, budget, work)
             for expr, hidden in watch
         }
     context = _context(redactor, budget)
@@ -84,11 +86,12 @@ def _watch_value(
     f_globals: Mapping[str, Any],
     redactor: Redactor,
     budget: CaptureBudget,
+    work: list[int],
 ) -> dict[str, Any]:
     if hidden:
         return {"type": "redacted", "value": REDACTED, "redacted": True}
     try:
-        value = expr.evaluate(f_locals, f_globals)
+        value = expr.evaluate(f_locals, f_globals, work)
     except EvaluationFailure as exc:
         return {"type": "error", "notCaptured": str(exc)}
     return capture_value(value, limits=LIMITS, redactor=redactor, budget=budget)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runtime_agent.capture import render
+from runtime_agent.cost import new_budget
 from runtime_agent.errors import ExpressionError
 from runtime_agent.redact import REDACTED, Redactor
 from runtime_agent.sandbox import EvaluationFailure, Expression, compile_expression
@@ -61,6 +62,7 @@ class Template:
         are drained.
         """
         out: list[Any] = []
+        work = new_budget()  # one evaluation budget for all the fields of a hit
         for part in self._parts:
             if type(part) is str:
                 out.append(part)
@@ -70,7 +72,7 @@ class Template:
                 out.append(REDACTED)
                 continue
             try:
-                value = expr.evaluate(local_vars, global_vars)
+                value = expr.evaluate(local_vars, global_vars, work)
             except EvaluationFailure as exc:
                 out.append(f"<{exc}>")
                 continue
