@@ -1668,7 +1668,7 @@ BUDGET: list[tuple[str, dict[str, Any], str]] = [
     ("words + words", {"words": ["a"] * 60_000}, "list would have"),
     ("text + text", {"text": "a" * 600_000}, "str would have"),
     ("str(big)", {"big": BIG}, "exhausted"),
-    ("f'{d}'", {"d": {i: "x" * 1000 for i in range(2000)}}, "exceed"),
+    ("f'{d}'", {"d": {i: "x" * 2000 for i in range(1000)}}, "exceed"),
     ("d['k']", {"d": {(i,): i for i in range(50_000)}}, "exhausted"),
     ("d == e", {"d": dict.fromkeys(range(20_000)), "e": dict.fromkeys(range(20_000))}, "exhausted"),
     ("pow(3, 10**6000, 7)", {}, "pow()"),

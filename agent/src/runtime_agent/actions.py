@@ -4,8 +4,10 @@ Everything here runs on the host's threads, in the middle of its code. The
 rules: never raise (every entry point swallows and reports), never block (no
 engine lock; only tiny uncontended locks around aggregate updates), bounded
 work, and an exact hit count under concurrent threads (``itertools.count`` is
-atomic in CPython). Time spent in hooks is measured per action for the CPU
-budget.
+atomic in CPython). Every hit is timed for the CPU budget (a counter with no
+condition reads no clock and is charged a fixed bound of its cost instead),
+and a hook switches its action off as soon as it goes past the ceiling the
+engine set at its last tick; the engine then pauses it.
 """
 
 from __future__ import annotations
@@ -87,9 +89,6 @@ class Action:
     kind = "action"
     default_max_hits: int | None = None
     default_rate: float | None = None
-    #: Time one call in (mask + 1) for the CPU budget; cheap kinds sample,
-    #: kinds that build events time every hit (the clock is noise there).
-    _sample_mask = 15
 
     def __init__(
         self,
@@ -117,12 +116,14 @@ class Action:
         self.dropped = 0
         self._cpu = 0.0
         self._cost_per_hit = 0.0
+        #: Hook seconds (``cpu``) past which a hook switches the action off;
+        #: set by the engine every tick from the room left in the CPU budget.
+        self.cpu_ceiling = float("inf")
         self._hook: Callable[[FrameType], bool] | None = None
         self.file: str | None = None
         self.line: int | None = None
         self.function: str | None = None
         self._counter = itertools.count(1)
-        self._calls = 0
         self._failures = 0
         self._rate_second = 0
         self._rate_used = 0
@@ -175,9 +176,13 @@ class Action:
 
     # -- hot path ----------------------------------------------------------
 
+    def over_ceiling(self) -> bool:
+        """True when a hook switched this installed action off for going past its ceiling."""
+        return self.state == state.INSTALLED and not self.live and self.cpu > self.cpu_ceiling
+
     @property
     def cpu(self) -> float:
-        """Seconds spent in this action's hooks (measured, sampled or estimated)."""
+        """Seconds spent in this action's hooks (measured, or estimated for bare counters)."""
         return self._cpu + self.hits * self._cost_per_hit
 
     @cpu.setter
@@ -201,8 +206,6 @@ class Action:
         limit = self.max_hits if self.max_hits is not None else sys.maxsize
         evaluate = self.condition.evaluate if self.condition is not None else None
         record = None if type(self).record is Action.record else self.record
-        mask = self._sample_mask
-        scale = float(mask + 1)
         perf = _perf
         failed = self._failed
         exhausted = f"reached max_hits={limit}"
@@ -257,21 +260,19 @@ class Action:
         def timed(frame: FrameType) -> bool:
             if not action.live:
                 return False
-            calls = action._calls = action._calls + 1
+            start = perf()
             try:
-                if calls & mask:
-                    # Untimed: the budget extrapolates from the sampled calls.
-                    return hit(frame)
-                start = perf()
-                try:
-                    return hit(frame)
-                finally:
-                    action._cpu += (perf() - start) * scale
+                return hit(frame)
             except RecursionError:  # the host is near its limit: skip this hit only
                 return True
             except Exception as exc:  # a bug of ours must never reach the host
                 action._broken(exc)
                 return False
+            finally:
+                spent = action._cpu + (perf() - start)
+                action._cpu = spent
+                if spent > action.cpu_ceiling:
+                    action.live = False  # off now; paused by the engine's next tick
 
         return timed
 
@@ -318,7 +319,6 @@ class LogAction(Action):
 
     kind = "log"
     default_rate = 100.0
-    _sample_mask = 0
 
     def __init__(self, *args: Any, template: Template, output: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -355,7 +355,6 @@ class SnapshotAction(Action):
     kind = "snapshot"
     default_max_hits = 1
     default_rate = 10.0
-    _sample_mask = 0
 
     def __init__(self, *args: Any, watch: Sequence[Expression], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -468,7 +467,7 @@ class DurationAction(Action):
         except Exception as exc:
             self._broken(exc)
         finally:
-            self._cpu += _perf() - start
+            self._spent(_perf() - start)
 
     def on_exit(self, frame: FrameType) -> None:
         """Backend callback on exit: fold the elapsed time in."""
@@ -490,7 +489,12 @@ class DurationAction(Action):
         except Exception as exc:
             self._broken(exc)
         finally:
-            self._cpu += _perf() - end
+            self._spent(_perf() - end)
+
+    def _spent(self, seconds: float) -> None:
+        spent = self._cpu = self._cpu + seconds
+        if spent > self.cpu_ceiling:
+            self.live = False  # off now; paused by the engine's next tick
 
     def flush(self) -> None:
         self.total = _emit_aggregate(self, self.aggregate, self.total, metric="duration", unit="ms")

@@ -1,9 +1,16 @@
 """The CPU budget: how much of one core the agent's hooks may use.
 
-Hooks measure their own time per action. Every tick the engine hands the
-growth of those totals to ``CpuBudget``, which keeps a sliding window (10 s by
-default) and says when the hooks went over budget and when they are back
-under it. ``RUNTIME_AGENT_CPU_BUDGET`` sets the fraction of one core:
+Every hit of every action is timed (or, for a counter with no condition,
+charged a fixed bound of its cost), and every tick the engine hands each
+action's growth to ``CpuBudget``. It keeps a sliding window (10 s by
+default) per action and names the actions to pause when the window holds
+more than the budget: the most expensive first, until what is left is under
+half the budget. A paused action stays paused until someone resumes or
+replaces it; its cost leaves the window then (``forget``).
+
+Between ticks a hook pauses its own action when it goes past the room left
+in the window (``room``), so one tick cannot overspend the budget by more
+than one hit. ``RUNTIME_AGENT_CPU_BUDGET`` sets the fraction of one core:
 ``0.02`` or ``2%`` (the default).
 """
 
@@ -43,49 +50,87 @@ def fraction_from_env(environ: Mapping[str, str] | None = None) -> float:
         return DEFAULT_FRACTION
 
 
+class _Window:
+    """One action's hook time within the window."""
+
+    __slots__ = ("samples", "spent")
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[float, float]] = deque()
+        self.spent = 0.0
+
+
 class CpuBudget:
-    """Sliding-window accounting of time spent in hooks."""
+    """Sliding-window accounting of time spent in hooks, per action."""
 
     def __init__(self, fraction: float = DEFAULT_FRACTION, window: float = DEFAULT_WINDOW) -> None:
         self.fraction = fraction
         self.window = window
-        self._samples: deque[tuple[float, float]] = deque()
-        self._spent = 0.0
+        self._actions: dict[str, _Window] = {}
 
     @property
     def limit(self) -> float:
         """Seconds of hook time allowed per window."""
         return self.fraction * self.window
 
-    def add(self, now: float, seconds: float) -> None:
-        """Record hook time spent since the last tick and drop what left the window."""
-        if seconds > 0:
-            self._samples.append((now, seconds))
-            self._spent += seconds
+    def add(self, now: float, costs: Mapping[str, float]) -> None:
+        """Record each action's hook seconds since the last tick; drop what left the window."""
+        for action_id, seconds in costs.items():
+            if seconds > 0:
+                w = self._actions.get(action_id)
+                if w is None:
+                    w = self._actions[action_id] = _Window()
+                w.samples.append((now, seconds))
+                w.spent += seconds
         horizon = now - self.window
-        while self._samples and self._samples[0][0] <= horizon:
-            self._spent -= self._samples.popleft()[1]
-        if not self._samples:
-            self._spent = 0.0
+        for action_id, w in list(self._actions.items()):
+            while w.samples and w.samples[0][0] <= horizon:
+                w.spent -= w.samples.popleft()[1]
+            if not w.samples:
+                del self._actions[action_id]
 
     @property
     def spent(self) -> float:
-        """Hook seconds within the window."""
-        return max(0.0, self._spent)
+        """Hook seconds within the window, over the actions still counted."""
+        return max(0.0, sum(w.spent for w in self._actions.values()))
+
+    def cost_of(self, action_id: str) -> float:
+        """One action's hook seconds within the window."""
+        w = self._actions.get(action_id)
+        return max(0.0, w.spent) if w is not None else 0.0
+
+    def room(self) -> float:
+        """Seconds the hooks may still spend in this window."""
+        return self.limit - self.spent
 
     def over(self) -> bool:
         """True when the window holds more hook time than the budget allows."""
         return self.spent > self.limit
 
-    def recovered(self) -> bool:
-        """True when paused actions may resume: under half the budget (hysteresis)."""
-        return self.spent <= self.limit / 2
+    def culprits(self) -> list[tuple[str, float]]:
+        """The actions to pause, with their cost in the window: none within the
+        budget; else the most expensive first, until the rest is under half of it."""
+        total = self.spent
+        if total <= self.limit:
+            return []
+        out = []
+        ranked = sorted(self._actions.items(), key=lambda item: item[1].spent, reverse=True)
+        for action_id, w in ranked:
+            if total <= self.limit / 2:
+                break
+            out.append((action_id, max(0.0, w.spent)))
+            total -= w.spent
+        return out
 
-    def describe(self) -> str:
-        """A status message for paused actions."""
-        share = 100.0 * self.spent / self.window
+    def forget(self, action_id: str) -> None:
+        """Stop counting an action (paused, resumed afresh or gone)."""
+        self._actions.pop(action_id, None)
+
+    def describe(self, seconds: float) -> str:
+        """The status message of an action paused for costing ``seconds`` in the window."""
         return (
-            f"paused: hooks used {share:.1f}% of a core over the last {self.window:g} s, "
-            f"above the CPU budget of {100 * self.fraction:g}% ({ENV_VAR}); "
-            "resumes by itself when back under it"
+            f"paused: cost {seconds * 1000:.0f} ms of CPU in the last {self.window:g} s, over "
+            f"the {100 * self.fraction:g}% budget ({self.limit * 1000:.0f} ms, {ENV_VAR}); it "
+            "stays paused: resume it (Engine.resume) or replace it (remove it and place a "
+            "cheaper one)"
         )

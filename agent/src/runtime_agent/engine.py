@@ -271,6 +271,25 @@ class Engine:
             self._forget(action)
             return action.status()
 
+    def resume(self, action_id: str) -> ActionStatus:
+        """Switch an action the CPU budget paused back on, with a fresh budget window.
+
+        An action that is installed or pending is left as it is; one that has
+        ended (exhausted, expired, error, removed) cannot resume: place it again.
+        """
+        with self._lock:
+            action = self._get(action_id)
+            if action.state in state.FINAL:
+                raise AgentError(
+                    f"action {action_id!r} is {action.state} and cannot resume; place it again"
+                )
+            if action.state == state.PAUSED:
+                self._budget.forget(action.id)
+                action.cpu_ceiling = action.cpu + max(self._budget.room(), 0.0)
+                action.set_state(state.INSTALLED, "resumed by a caller")
+                self._rearm(action)
+            return action.status()
+
     def remove_all(self) -> int:
         """Remove every action; returns how many there were."""
         with self._lock:
@@ -431,6 +450,7 @@ class Engine:
         return f"installed in {len(where.paths)} code objects: {where.function}"
 
     def _activate(self, action: Action, note: str) -> None:
+        action.cpu_ceiling = action.cpu + max(self._budget.room(), 0.0)
         action.set_state(state.INSTALLED, note)
         try:
             self._rearm(action)
@@ -489,6 +509,7 @@ class Engine:
         self._actions.pop(action.id, None)
         self._specs.pop(action.id, None)
         self._cpu_seen.pop(action.id, None)
+        self._budget.forget(action.id)
         if not any(a.state == state.PENDING for a in self._actions.values()):
             self._watcher.uninstall()
 
@@ -552,20 +573,20 @@ class Engine:
             action = self._retired.popleft()
             self._uninstall(action)
             action.flush()
-        spent = 0.0
+        costs: dict[str, float] = {}
         for action in list(self._actions.values()):
             if action.state in (state.INSTALLED, state.PAUSED, state.PENDING) and (
                 now >= action.expires_mono
             ):
                 action.set_state(state.EXPIRED, f"expired after ttl_seconds={action.ttl_seconds:g}")
-            seen = self._cpu_seen.get(action.id, 0.0)
-            spent += action.cpu - seen
-            self._cpu_seen[action.id] = action.cpu
+            cpu = action.cpu
+            costs[action.id] = cpu - self._cpu_seen.get(action.id, 0.0)
+            self._cpu_seen[action.id] = cpu
         while self._retired:
             action = self._retired.popleft()
             self._uninstall(action)
             action.flush()
-        self._budget.add(now, spent)
+        self._budget.add(now, costs)
         self._enforce_budget()
         if flush:
             self._last_flush = now
@@ -573,16 +594,26 @@ class Engine:
                 action.flush()
 
     def _enforce_budget(self) -> None:
-        if self._budget.over():
-            message = self._budget.describe()
-            for action in list(self._actions.values()):
-                if action.state == state.INSTALLED and action.cpu > 0:
-                    action.set_state(state.PAUSED, message)
-        elif self._budget.recovered():
-            for action in list(self._actions.values()):
-                if action.state == state.PAUSED:
-                    action.set_state(state.INSTALLED, "resumed: back under the CPU budget")
-                    self._rearm(action)
+        """Pause what costs too much; give the others the room left as their ceiling.
+
+        A paused action stays paused until ``resume`` or until it is replaced.
+        """
+        budget = self._budget
+        for action_id, seconds in budget.culprits():
+            action = self._actions.get(action_id)
+            if action is not None and action.state == state.INSTALLED:
+                self._pause(action, seconds)
+        for action in list(self._actions.values()):
+            if action.over_ceiling():  # switched itself off between ticks
+                self._pause(action, budget.cost_of(action.id))
+        room = max(budget.room(), 0.0)
+        for action in self._actions.values():
+            if action.state == state.INSTALLED:
+                action.cpu_ceiling = action.cpu + room
+
+    def _pause(self, action: Action, seconds: float) -> None:
+        action.set_state(state.PAUSED, self._budget.describe(seconds))
+        self._budget.forget(action.id)  # it spends nothing more until resumed
 
     def _after_fork_in_child(self) -> None:
         """A forked child: fresh locks, identity and thread; the actions stay.

@@ -28,9 +28,14 @@ descriptor, metaclass hook or user-defined operator can run:
   Subclasses of builtin types that override nothing an operation uses are
   treated as their base (``class UserId(str)``, IntEnum members, named
   tuples).
-* Result sizes are checked before an operation runs (``"a" * 10**9``,
-  ``10 ** 10 ** 10``), and walks over elements are charged to the
-  evaluation's work budget: a one-element list ``B`` holding the steps left.
+* Every operation is charged before it runs to the evaluation's budget
+  ``B = [steps, bytes]`` (``cost.new_budget``): walks over elements one step
+  each, big-int arithmetic, ``pow`` and text conversions by operand size,
+  and everything built (str, bytes, big ints, containers) by its size in
+  bytes, summed over the evaluation. ``cost.py`` holds the cost model;
+  ``charge`` and ``produce`` raise ``BudgetExceeded`` before an operation
+  would go over. Single results are also capped (``"a" * 10**9``,
+  ``10 ** 10 ** 10``).
 * Decimal operations run under a copy of the thread's context, so they never
   set the service's flags.
 
@@ -60,6 +65,8 @@ import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable
 from typing import Any, Final, NoReturn, final
+
+from runtime_agent import cost
 
 # -- exceptions ----------------------------------------------------------------
 
@@ -128,9 +135,12 @@ def redacted_read(name: str, where: str, inside: str = "") -> RedactedRead:
 
 #: Work units per evaluation: one per AST node, one per element iterated or
 #: checked (sum, sorted, min, max, any, all, ``in``, ``==`` between
-#: containers...), one per ``KEY_SCAN_RATE`` keys of a dict looked up.
-#: ``B``, the evaluation's state, is ``[steps left, Secrecy]``.
-WORK_BUDGET: Final = 10_000
+#: containers...), one per ``KEY_SCAN_RATE`` keys of a dict looked up, and
+#: the size-based costs of ``cost.py`` (about 50 ns each).
+#: ``B``, the evaluation's state, is ``[steps left, Secrecy, bytes left]``.
+WORK_BUDGET: Final = cost.WORK_BUDGET
+#: Bytes an evaluation may build in all (every intermediate result counts).
+MEMORY_BUDGET: Final = cost.MEMORY_BUDGET
 #: Keys whose types one work unit covers when a dict lookup scans them.
 KEY_SCAN_RATE: Final = 4
 #: Characters of a computed str, bytes of computed bytes.
@@ -542,12 +552,34 @@ def refuse(tp: type, info: Info, bits: int, where: str, value: Any = None) -> No
 # -- budget --------------------------------------------------------------------
 
 
+_WORK_TEXT: Final = f"about {WORK_BUDGET * cost.NS_PER_STEP / 1e6:g} ms of CPU"
+_MEMORY_TEXT: Final = f"{MEMORY_BUDGET >> 20} MiB"
+
+
 def charge(B: list[int], steps: int, where: str) -> None:
-    """Take ``steps`` from the evaluation's budget ``B``; BudgetExceeded past it."""
+    """Take ``steps`` from the evaluation's work budget ``B[0]``, before the
+    work is done; BudgetExceeded past it."""
     left = B[0] - steps
     B[0] = left
     if left < 0:
-        raise BudgetExceeded(f"work budget of {WORK_BUDGET} steps exhausted in {where}")
+        alone = f": this operation alone costs about {steps} steps" if steps > WORK_BUDGET else ""
+        raise BudgetExceeded(
+            f"work budget of {WORK_BUDGET} steps exhausted in {where}{alone}; one evaluation "
+            f"may use {_WORK_TEXT}: test smaller values or a simpler expression"
+        )
+
+
+def produce(B: list[int], nbytes: int, where: str) -> None:
+    """Take ``nbytes`` from the evaluation's memory budget ``B[2]``, before the
+    result is built; BudgetExceeded past it."""
+    left = B[2] - nbytes
+    B[2] = left
+    if left < 0:
+        alone = f": this result alone would take {nbytes} bytes" if nbytes > MEMORY_BUDGET else ""
+        raise BudgetExceeded(
+            f"memory budget of {_MEMORY_TEXT} exhausted in {where}{alone}; one evaluation "
+            f"may build {_MEMORY_TEXT} of values in all: test smaller values"
+        )
 
 
 def too_big(where: str, what: str) -> NoReturn:
@@ -589,6 +621,11 @@ def _simple(items: Iterable[Any]) -> bool:
     return True
 
 
+#: Steps per value that a check loop visits in Python (about 0.4 us each),
+#: against one per element that is only glanced at.
+_VISIT_STEPS: Final = 8
+
+
 def check_deep(x: Any, need: int, B: list[int], where: str) -> int:
     """Raise NotEvaluated unless ``x`` and everything reachable from it through
     builtin containers take the ``need`` behaviours from trusted code. Charges
@@ -625,11 +662,14 @@ def check_deep(x: Any, need: int, B: list[int], where: str) -> int:
                 parts = tuple(zip(*v, strict=True)) if v else ()
             else:
                 parts = (v,)
+            before = len(stack)
             for part in parts:
                 for e in part:
                     t = type(e)
                     if t is not str and t is not int and id(t) not in SIMPLE_IDS:
                         push(e)
+            if len(stack) > before:  # each of those is checked in this loop
+                charge(B, _VISIT_STEPS * (len(stack) - before), where)
         elif kind == K_TZ:
             _check_tz(v, info[1], where)
         elif kind == K_DECIMAL:
@@ -660,71 +700,137 @@ def check_keys(d: Any, B: list[int], where: str) -> int:
     return flags
 
 
-def check_display(x: Any, B: list[int], where: str) -> int:
-    """Check that str()/repr()/format() of ``x`` runs trusted code only and
-    makes a bounded amount of text; returns F_DECIMAL if a Decimal is inside."""
+class _Leave:
+    """Marks, on check_display's stack, the end of a container's elements."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+
+
+#: Characters of text per step for escaping non-ASCII text (repr, ascii).
+_ESCAPE_RATE: Final = 4
+#: Characters one escape can become at most (``\U0001f600``).
+_ESCAPE_WIDTH: Final = 10
+
+
+def _quoted_size(v: Any, tp: type, B: list[int], where: str, escape_all: bool) -> tuple[int, bool]:
+    """Characters of repr() (or ascii(), ``escape_all``) of a str or bytes, and
+    whether the text may be wide; charges the escaping of non-ASCII text."""
+    n = len(v)
+    if n > MAX_TEXT:  # before any pass over it
+        too_big(where, f"the text would exceed {MAX_TEXT} characters")
+    if tp is not str and not inherits(tp, str):
+        return 4 * n + 3, False  # bytes: \xNN at most
+    if str.isascii(v):
+        if str.isprintable(v):
+            return n + 2 + str.count(v, "\\") + str.count(v, "'"), False
+        return 4 * n + 2, False
+    charge(B, n // _ESCAPE_RATE, where)
+    if not escape_all and str.isprintable(v):
+        return n + 2 + str.count(v, "\\") + str.count(v, "'"), True
+    return _ESCAPE_WIDTH * n + 2, not escape_all
+
+
+def check_display(x: Any, B: list[int], where: str, conversion: int = -1, extra: int = 0) -> int:
+    """Check that str()/repr()/ascii()/format() of ``x`` runs trusted code only,
+    then charge the work and the size of the text (plus ``extra`` characters
+    of padding from a format spec) to ``B``; returns F_DECIMAL if a Decimal is
+    inside. ``conversion`` is ``ord("r")`` or ``ord("a")`` for repr and ascii.
+
+    A container shared by several others is counted every time it is
+    printed; one that contains itself is printed once, as ``[...]``.
+    """
+    escape_all = conversion == ord("a")
+    if conversion == ord("s"):
+        conversion = -1
     flags = 0
-    size = 0
+    size = extra
+    wide = False
     secrecy = B[1]
-    stack = [x]
+    stack: list[Any] = [x]
     pop = stack.pop
     push = stack.append
-    seen: set[int] = set()
+    open_containers: set[int] = set()
+    top = True
     while stack:
         v = pop()
         tp = type(v)
-        if tp is str or tp is bytes:
-            size += len(v)
+        if tp is _Leave:
+            open_containers.discard(v.key)
             continue
-        info = type_info(tp)
-        kind = info[0]
-        if info[2] & DISPLAY:
-            refuse(tp, info, info[2] & DISPLAY, where, v)
-        if info[1] in _INT_BASES:
-            bits = int.bit_length(v)
-            if bits > MAX_INT_TEXT_BITS:
-                too_big(where, f"converting a {bits}-bit int to text is too costly")
-            size += bits // 3 + 2
-        elif info[1] in _TEXT_BASES:
-            size += len(v)
-        elif kind in _CONTAINER_KINDS:
-            if id(v) in seen:
-                continue  # printed as [...] or {...}
-            seen.add(id(v))
-            n = len(v)
-            charge(B, n + 1, where)
-            if secrecy is not None and _keyed(kind, tp, info[1]):
-                secrecy.check_container(v, kind, info[1], where)
-            size += 2 * n + 2
-            if kind == K_MAP:
-                stack.extend(_DKEYS(v))
-                stack.extend(_DVALUES(v))
-                if info[1] is collections.defaultdict:
-                    push(_FACTORY_GET(v))
-            elif id(tp) in _ITEMS_VIEWS or (kind == K_VIEW and info[1] is not tp):
-                for pair in v:
-                    stack.extend(pair)
+        if tp is str or tp is bytes:
+            if top and conversion < 0:
+                size += len(v)
+                wide = wide or (tp is str and not str.isascii(v))
             else:
-                stack.extend(v)
+                chars, w = _quoted_size(v, tp, B, where, escape_all)
+                size += chars
+                wide = wide or w
         else:
-            charge(B, 1, where)
-            size += 32
-            if kind == K_TZ:
-                _check_tz(v, info[1], where)
-            elif kind == K_DECIMAL:
-                flags |= F_DECIMAL
-            elif kind == K_EXC:
-                push(ARGS_GET(v))
-                if inherits(tp, OSError):
-                    push(_oserror_filenames(v))
-            elif kind == K_ENUM or (info[2] == 0 and _is_enum(tp)):
-                push(_enum_value(v))
-            elif info[1] is slice:
-                push((v.start, v.stop, v.step))
-            elif info[1] is range:
-                size += 40
+            info = type_info(tp)
+            kind = info[0]
+            if info[2] & DISPLAY:
+                refuse(tp, info, info[2] & DISPLAY, where, v)
+            if info[1] in _INT_BASES:
+                bits = int.bit_length(v)
+                if bits > MAX_INT_TEXT_BITS:
+                    too_big(where, f"converting a {bits}-bit int to text is too costly")
+                if bits > 64:
+                    charge(B, cost.int_to_text(bits), where)
+                size += bits // 3 + 2
+            elif info[1] in _TEXT_BASES:
+                if top and conversion < 0 and info[1] is str:
+                    size += len(v)
+                    wide = wide or not str.isascii(v)
+                else:
+                    chars, w = _quoted_size(v, info[1], B, where, escape_all)
+                    size += chars
+                    wide = wide or w
+            elif kind in _CONTAINER_KINDS:
+                key = id(v)
+                if key in open_containers:
+                    size += 5  # printed as [...] or {...}
+                    continue
+                open_containers.add(key)
+                push(_Leave(key))
+                n = len(v)
+                charge(B, _VISIT_STEPS * n + 1, where)  # each element goes through this loop
+                if secrecy is not None and _keyed(kind, tp, info[1]):
+                    secrecy.check_container(v, kind, info[1], where)
+                size += 2 * n + 2
+                if kind == K_MAP:
+                    stack.extend(_DKEYS(v))
+                    stack.extend(_DVALUES(v))
+                    if info[1] is collections.defaultdict:
+                        push(_FACTORY_GET(v))
+                elif id(tp) in _ITEMS_VIEWS or (kind == K_VIEW and info[1] is not tp):
+                    for pair in v:
+                        stack.extend(pair)
+                else:
+                    stack.extend(v)
+            else:
+                charge(B, 1, where)
+                size += 32
+                if kind == K_TZ:
+                    _check_tz(v, info[1], where)
+                elif kind == K_DECIMAL:
+                    flags |= F_DECIMAL
+                elif kind == K_EXC:
+                    push(ARGS_GET(v))
+                    if inherits(tp, OSError):
+                        push(_oserror_filenames(v))
+                elif kind == K_ENUM or (info[2] == 0 and _is_enum(tp)):
+                    push(_enum_value(v))
+                elif info[1] is slice:
+                    push((v.start, v.stop, v.step))
+                elif info[1] is range:
+                    size += 40
+        top = False
         if size > MAX_TEXT:
             too_big(where, f"the text would exceed {MAX_TEXT} characters")
+    produce(B, cost.text_bytes(size, wide), where)
     return flags
 
 
@@ -1189,32 +1295,73 @@ def _int_guard(bits: int, where: str) -> None:
         too_big(where, f"the result would have about {bits} bits (limit {MAX_INT_BITS})")
 
 
-def _size_guard(op: str, a: Any, b: Any, ia: Info, ib: Info, where: str) -> None:
+def _size_guard(op: str, a: Any, b: Any, ia: Info, ib: Info, B: list[int], where: str) -> None:
+    """Check and charge ``a <op> b`` by the sizes of its operands, before it runs."""
     ba, bb = ia[1], ib[1]
-    if op == "*":
+    if ba in _INT_BASES and bb in _INT_BASES:
+        _int_cost(op, a, b, B, where)
+    elif op == "*":
         if ba in _SEQ_LIMITS and bb in _INT_BASES:
-            n = len(a) * max(_index(b, where), 0)
-            if n > _SEQ_LIMITS[ba]:
-                too_big(where, f"the {tname(ba)} would have {n} elements")
+            _repeat_cost(a, ba, len(a) * max(_index(b, where), 0), B, where)
         elif bb in _SEQ_LIMITS and ba in _INT_BASES:
-            n = len(b) * max(_index(a, where), 0)
-            if n > _SEQ_LIMITS[bb]:
-                too_big(where, f"the {tname(bb)} would have {n} elements")
-        elif ba in _INT_BASES and bb in _INT_BASES:
-            _int_guard(_bits(a) + _bits(b), where)
+            _repeat_cost(b, bb, len(b) * max(_index(a, where), 0), B, where)
         elif ba is fractions.Fraction or bb is fractions.Fraction:
-            _int_guard(_fraction_bits(a) + _fraction_bits(b), where)
-    elif op == "+":
-        if ba in _SEQ_LIMITS and bb in _SEQ_LIMITS:
-            n = len(a) + len(b)
-            if n > _SEQ_LIMITS[ba]:
-                too_big(where, f"the {tname(ba)} would have {n} elements")
+            _fraction_cost(op, a, b, B, where)
+    elif op == "+" and ba in _SEQ_LIMITS and bb in _SEQ_LIMITS:
+        _repeat_cost(a, ba, len(a) + len(b), B, where, b)
     elif op == "**":
-        _pow_guard(a, b, ia, ib, where)
-    elif op == "<<" and ba in _INT_BASES and bb in _INT_BASES:
+        _pow_guard(a, b, ia, ib, B, where)
+    elif ba is fractions.Fraction or bb is fractions.Fraction:
+        _fraction_cost(op, a, b, B, where)
+    elif op in _SET_OPS and ia[0] in _CONTAINER_KINDS and ib[0] in _CONTAINER_KINDS:
+        n = len(a) + len(b) if op in ("|", "^") else len(a) if op == "-" else min(len(a), len(b))
+        produce(B, cost.hashed_bytes(n), where)
+
+
+def _int_cost(op: str, a: Any, b: Any, B: list[int], where: str) -> None:
+    """Charge int arithmetic by operand bits: the work, and the bytes of the result."""
+    xa, xb = _bits(a), _bits(b)
+    out = max(xa, xb) + 1
+    if op == "*":
+        out = xa + xb
+        _int_guard(out, where)
+        steps = cost.multiply(xa, xb)
+    elif op in ("//", "%"):
+        steps = cost.divide(xa, xb)
+    elif op == "/":
+        steps, out = cost.linear(out), 0  # a float
+    elif op == "**":
+        exponent = _index(b, where)
+        if exponent <= 0 or xa <= 1:
+            steps, out = 1, 64  # a float, or a power of 0, 1 or -1
+        else:
+            out = int(exponent * math.log2(abs(a))) + 1
+            _int_guard(out, where)
+            steps = cost.power(out, exponent)
+    elif op == "<<":
         shift = _index(b, where)
         if shift > 0:
-            _int_guard(_bits(a) + shift, where)
+            out = xa + shift
+            _int_guard(out, where)
+        steps = cost.linear(out)
+    else:  # + - >> & | ^: one pass over the digits
+        steps = cost.linear(out)
+    charge(B, steps, where)
+    produce(B, cost.int_bytes(out), where)
+
+
+def _repeat_cost(seq: Any, base: type, n: int, B: list[int], where: str, other: Any = None) -> None:
+    """Check and charge a str, bytes or sequence of ``n`` elements built from
+    ``seq`` (and ``other``, for a concatenation)."""
+    if n > _SEQ_LIMITS[base]:
+        too_big(where, f"the {tname(base)} would have {n} elements")
+    if base is str:
+        wide = not str.isascii(seq) or (type(other) is str and not str.isascii(other))
+        produce(B, cost.text_bytes(n, wide), where)
+    elif base in _TEXT_BASES:
+        produce(B, cost.bytes_bytes(n), where)
+    else:
+        produce(B, cost.sequence_bytes(n), where)
 
 
 def _fraction_bits(v: Any) -> int:
@@ -1225,7 +1372,17 @@ def _fraction_bits(v: Any) -> int:
     return 64
 
 
-def _pow_guard(a: Any, b: Any, ia: Info, ib: Info, where: str) -> None:
+def _fraction_cost(op: str, a: Any, b: Any, B: list[int], where: str) -> None:
+    """Fraction arithmetic multiplies and reduces (gcd) numerators and denominators."""
+    xa, xb = _fraction_bits(a), _fraction_bits(b)
+    if op == "*":
+        _int_guard(xa + xb, where)
+    bits = max(xa, xb)
+    charge(B, 4 * cost.multiply(bits, bits) + cost.divide(2 * bits, bits), where)
+    produce(B, 2 * cost.int_bytes(xa + xb), where)
+
+
+def _pow_guard(a: Any, b: Any, ia: Info, ib: Info, B: list[int], where: str) -> None:
     ba, bb = ia[1], ib[1]
     exponent: int | None = None
     if bb in _INT_BASES:
@@ -1235,10 +1392,12 @@ def _pow_guard(a: Any, b: Any, ia: Info, ib: Info, where: str) -> None:
     if exponent is None:
         return  # float, complex or Decimal exponents give bounded results
     if ba in _INT_BASES:
-        if exponent > 0 and _bits(a) > 1:
-            _int_guard(_bits(a) * exponent, where)
+        _int_cost("**", a, exponent, B, where)
     elif ba is fractions.Fraction:
-        _int_guard(_fraction_bits(a) * abs(exponent), where)
+        bits = _fraction_bits(a) * abs(exponent)
+        _int_guard(bits, where)
+        charge(B, 2 * cost.power(bits, abs(exponent)), where)
+        produce(B, 2 * cost.int_bytes(bits), where)
 
 
 ARITH_OPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -1266,8 +1425,7 @@ def arithmetic(op: str, a: Any, b: Any, B: list[int], where: str) -> Any:
     flags = fa | fb
     if op == "%" and ia[1] in _TEXT_BASES:
         raise EvaluationFailure(f"{where}: %-formatting is not evaluated; use an f-string")
-    if op in ("*", "+", "**", "<<"):
-        _size_guard(op, a, b, ia, ib, where)
+    _size_guard(op, a, b, ia, ib, B, where)
     ka, kb = ia[0], ib[0]
     if ia[1] is collections.Counter or ib[1] is collections.Counter:
         flags |= check_deep(a, ALL, B, where) | check_deep(b, ALL, B, where)
@@ -1322,8 +1480,15 @@ def subscript(c: Any, k: Any, B: list[int], where: str) -> Any:
         tk = type(k)
         if tk is slice:
             _check_slice(k, where)
-            n = len(range(len(c))[k]) if base is not range else 0
-            charge(B, n // 64, where)
+            if base is not range:  # a slice of a range is a range
+                n = len(range(len(c))[k])
+                charge(B, n // 64, where)
+                if base is str:
+                    produce(B, cost.text_bytes(n, not str.isascii(c)), where)
+                elif base in _TEXT_BASES:
+                    produce(B, cost.bytes_bytes(n), where)
+                else:
+                    produce(B, cost.sequence_bytes(n), where)
         elif tk is not int:
             k = _index(k, where)  # an exact int: the message below formats it
         if kind == K_SEQ and tc is not base and B[1] is not None:
@@ -1394,18 +1559,26 @@ def _keys_hint(d: Any) -> str:
 # -- text ----------------------------------------------------------------------
 
 
-def check_spec(spec: Any, where: str) -> str:
-    """A format spec with bounded width and precision (at most 4 digits each)."""
+def check_spec(spec: Any, where: str) -> int:
+    """A format spec with bounded width and precision (at most 4 digits each);
+    returns the characters of padding and precision it can add."""
     if type(spec) is not str:
         raise EvaluationFailure(f"{where}: the format spec must be a str")
     if len(spec) > 64:
         too_big(where, "the format spec is longer than 64 characters")
     run = 0
+    number = 0
+    padding = 0
     for ch in spec:
-        run = run + 1 if "0" <= ch <= "9" else 0
-        if run > 4:
-            too_big(where, "widths and precisions in format specs are limited to 9999")
-    return spec
+        if "0" <= ch <= "9":
+            run += 1
+            number = number * 10 + ord(ch) - 48
+            if run > 4:
+                too_big(where, "widths and precisions in format specs are limited to 9999")
+        else:
+            padding += number
+            run = number = 0
+    return padding + number
 
 
 def format_value(v: Any, conversion: int, spec: str, B: list[int], where: str) -> str:
@@ -1413,9 +1586,8 @@ def format_value(v: Any, conversion: int, spec: str, B: list[int], where: str) -
     tp = type(v)
     if tp is str and not spec and conversion < 0:
         return v
-    if spec:
-        check_spec(spec, where)
-    flags = check_display(v, B, where)
+    padding = check_spec(spec, where) if spec else 0
+    flags = check_display(v, B, where, conversion, padding)
     if conversion == ord("s"):
         v = str(v)
     elif conversion == ord("r"):
@@ -1431,6 +1603,11 @@ def format_value(v: Any, conversion: int, spec: str, B: list[int], where: str) -
 # -- builtin functions ---------------------------------------------------------
 
 Builtin = Callable[[tuple[Any, ...], dict[str, Any], list[int], str], Any]
+
+
+#: Characters of a str iterated per step, and the bytes of a character object.
+_CHAR_ELEMENT_RATE: Final = 4
+_CHAR_OBJECT_BYTES: Final = 64
 
 
 def _iterable(v: Any, need: int, B: list[int], where: str, fn: str) -> int:
@@ -1449,7 +1626,14 @@ def _iterable(v: Any, need: int, B: list[int], where: str, fn: str) -> int:
                 secrecy.check_container(v, kind, base, where)
         return flags
     if base in _TEXT_BASES:
-        charge(B, len(v) // 64, where)
+        n = len(v)
+        if base is str:
+            # One str per character: cached for Latin-1, new objects beyond.
+            charge(B, n // _CHAR_ELEMENT_RATE, where)
+            if not str.isascii(v):
+                produce(B, n * _CHAR_OBJECT_BYTES, where)
+        else:
+            charge(B, n // 64, where)
         return flags
     if base is range:
         _charge_len(B, v, where)
@@ -1484,8 +1668,11 @@ def _text(conv: Callable[[Any], str]) -> Builtin:
             return ""
         v = args[0]
         if conv is str and (len(args) > 1 or kw):
-            return _decode(v, args[1:], kw, where)
-        if check_display(v, B, where):
+            return _decode(v, args[1:], kw, B, where)
+        if conv is str and type(v) is str:
+            return v  # str() of a str is that str: nothing is built
+        conversion = -1 if conv is str else ord("r") if conv is repr else ord("a")
+        if check_display(v, B, where, conversion):
             with decimal.localcontext():
                 return conv(v)
         return conv(v)
@@ -1520,10 +1707,11 @@ def _codec_args(args: tuple[Any, ...], kw: dict[str, Any], where: str) -> tuple[
     return encoding, errors
 
 
-def _decode(v: Any, args: tuple[Any, ...], kw: dict[str, Any], where: str) -> str:
+def _decode(v: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> str:
     if type(v) is not bytes and type(v) is not bytearray:
         raise EvaluationFailure(f"{where}: str() with an encoding needs bytes")
     encoding, errors = _codec_args(args, kw, where)
+    _codec_cost(v, bytes, B, where)
     return str(v, encoding, errors)
 
 
@@ -1536,6 +1724,8 @@ def _int(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
     if b in _TEXT_BASES:
         if len(v) > MAX_PARSE:
             too_big(where, f"parsing {len(v)} characters as an int is too costly")
+        charge(B, cost.text_to_int(len(v)), where)
+        produce(B, cost.int_bytes(4 * len(v)), where)
         return int(v) if base is None else int(v, _index(base, where))
     if base is not None:
         raise EvaluationFailure(f"{where}: int() can't convert non-string with explicit base")
@@ -1544,6 +1734,8 @@ def _int(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
             if v.is_finite() and v.adjusted() > MAX_INT_TEXT_BITS // 3:
                 too_big(where, "the Decimal is too large to convert to an int")
             return int(v)
+    if b is fractions.Fraction:
+        _fraction_cost("//", v, 1, B, where)
     if b in _INT_BASES or b is float or b is fractions.Fraction:
         return int(v)
     raise EvaluationFailure(f"{where}: int() of {an(type(v))} is not supported")
@@ -1602,6 +1794,10 @@ def _round(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) 
     n = _index(nd, where)
     if abs(n) > MAX_NDIGITS:
         too_big(where, f"round() to {n} digits is limited to +-{MAX_NDIGITS}")
+    if n < 0 and type(v) in _INT_BASES:
+        ten = 4 * -n  # bits of 10 ** -n, rounded up
+        charge(B, cost.power(ten, -n) + cost.divide(_bits(v), ten), where)
+        produce(B, 2 * cost.int_bytes(max(_bits(v), ten)), where)
     if flags:
         with decimal.localcontext():
             return round(v, n)
@@ -1664,6 +1860,7 @@ def _sorted(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str)
     if type(reverse) is not bool and type(reverse) is not int:
         raise EvaluationFailure(f"{where}: sorted(reverse=) takes a bool")
     charge(B, _size(it), where)  # the sort itself
+    produce(B, cost.sequence_bytes(_size(it)), where)
     if flags:
         with decimal.localcontext():
             return sorted(it, reverse=reverse)
@@ -1788,6 +1985,9 @@ def _divmod(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str)
     flags = _number(a, where, "divmod", (_dt.timedelta,)) | _number(
         b, where, "divmod", (_dt.timedelta,)
     )
+    if type(a) in _INT_BASES and type(b) in _INT_BASES:
+        _int_cost("//", a, b, B, where)
+        produce(B, cost.int_bytes(_bits(b)), where)  # the remainder
     if flags:
         with decimal.localcontext():
             return divmod(a, b)
@@ -1800,13 +2000,18 @@ def _pow(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
     a, b, m = (_index(x, where) for x in args)
     if max(_bits(b), _bits(m)) > 16_384:
         too_big(where, "pow() with a modulus is limited to 16384-bit exponents and moduli")
+    charge(B, cost.divide(_bits(a), _bits(m)) + cost.modular_power(_bits(b), _bits(m)), where)
+    produce(B, cost.int_bytes(_bits(m)), where)
     return pow(a, b, m)
 
 
 def _radix(fn: Callable[[int], str]) -> Builtin:
     def impl(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> str:
         n = _index(args[0], where)
-        _int_guard(_bits(n), where)
+        bits = _bits(n)
+        _int_guard(bits, where)
+        charge(B, cost.linear(bits), where)
+        produce(B, cost.text_bytes(bits + 3, False), where)
         return fn(n)
 
     return impl
@@ -1834,6 +2039,8 @@ def _collection(fn: Callable[..., Any], need: int) -> Builtin:
         flags = _iterable(it, need, B, where, label)
         if type(it) is range and len(it) > MAX_ITEMS:
             too_big(where, f"the {label} would have {len(it)} elements")
+        n = _size(it)
+        produce(B, cost.hashed_bytes(n) if need else cost.sequence_bytes(n), where)
         if flags:
             with decimal.localcontext():
                 return fn(it)
@@ -1939,20 +2146,119 @@ def _check_args(args: tuple[Any, ...], kw: dict[str, Any], where: str, label: st
         )
 
 
-def _plain_method(owner: type, name: str, cost: int = 0) -> Method:
-    """A pure method of a builtin type, called with scalar arguments only;
-    ``cost``: one budget step per that many elements of the receiver."""
+def _plain_method(owner: type, name: str) -> Method:
+    """A pure method of a builtin scalar type, called with scalar arguments only."""
     fn = static_lookup(owner, name)
     label = f"{tname(owner)}.{name}"
 
     def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
         if args or kw:
             _check_args(args, kw, where, label)
-        if cost:
-            charge(B, len(recv) // cost, where)
         return fn(recv, *args, **kw)
 
     return impl
+
+
+#: str and bytes methods that build nothing sized (a bool, an int, ints).
+_TEXT_SCANS: Final = frozenset(
+    {"startswith", "endswith", "find", "rfind", "index", "rindex", "count"}
+    | {n for n in dir(str) if n.startswith("is")}
+)
+#: Case mappings: up to three characters per character beyond ASCII (ß -> SS).
+_TEXT_CASES: Final = frozenset({"upper", "lower", "casefold", "title", "capitalize", "swapcase"})
+_TEXT_SPLITS: Final = frozenset({"split", "rsplit", "splitlines"})
+#: Line boundaries of str.splitlines (bytes split at \n and \r only).
+_ASCII_BREAKS: Final = "\n\r\x0b\x0c\x1c\x1d\x1e"
+_WIDE_BREAKS: Final = "\x85\u2028\u2029"
+
+
+def _text_method(owner: type, name: str) -> Method:
+    """A pure str or bytes method, charged by the receiver's length (the scan)
+    and by the size of what it builds."""
+    if name in _TEXT_SPLITS:
+        return _split_method(owner, name)
+    fn = static_lookup(owner, name)
+    label = f"{tname(owner)}.{name}"
+
+    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+        if args or kw:
+            _check_args(args, kw, where, label)
+        n = len(recv)
+        if name in _TEXT_SCANS:
+            charge(B, n // (16 if name[:2] == "is" else 128), where)
+        elif name in _TEXT_CASES:
+            wide = _is_wide(recv)
+            fast = not wide and name in {"upper", "lower"}
+            charge(B, n // (64 if fast else 8), where)
+            produce(B, _text_result_bytes(owner, 3 * n if wide else n, wide), where)
+        elif name == "hex":
+            charge(B, n // 64, where)
+            produce(B, cost.text_bytes(3 * n, False), where)  # with separators
+        else:  # strip, partition, removeprefix...: parts of the receiver
+            charge(B, n // 128, where)
+            produce(B, 3 * _text_result_bytes(owner, 0, False) + _text_bytes_of(recv), where)
+        return fn(recv, *args, **kw)
+
+    return impl
+
+
+def _text_bytes_of(text: Any) -> int:
+    if type(text) is str or inherits(type(text), str):
+        return cost.text_bytes(len(text), not str.isascii(text))
+    return cost.bytes_bytes(len(text))
+
+
+def _split_method(owner: type, name: str) -> Method:
+    """split, rsplit and splitlines: charged per part before the parts are built."""
+    fn = static_lookup(owner, name)
+    count = static_lookup(owner, "count")
+    label = f"{tname(owner)}.{name}"
+    is_str = owner is str
+
+    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+        if args or kw:
+            _check_args(args, kw, where, label)
+        n = len(recv)
+        wide = _is_wide(recv)
+        charge(B, n // (8 if wide else 128), where)  # counting separators
+        if name == "splitlines":
+            if is_str:
+                breaks = _ASCII_BREAKS + (_WIDE_BREAKS if wide else "")
+                parts = sum(count(recv, c) for c in breaks) + 1
+            else:
+                parts = count(recv, b"\n") + count(recv, b"\r") + 1
+            _charge_parts(parts, n, wide, B, where)
+            return fn(recv, *args, **kw)
+        sep = args[0] if args else kw.get("sep")
+        most = args[1] if len(args) > 1 else kw.get("maxsplit", -1)
+        if type(most) is not int:
+            return fn(recv, *args, **kw)  # TypeError, from the method itself
+        if sep is not None:
+            parts = count(recv, sep) + 1 if len(sep) else 1  # an empty sep: ValueError
+            if most >= 0:
+                parts = min(parts, most + 1)
+            _charge_parts(parts, n, wide, B, where)
+            return fn(recv, *args, **kw)
+        # Whitespace: no cheap count, so split into no more parts than the
+        # budget affords (the split is then paid for), and refuse if the
+        # string has more.
+        affordable = max(min(B[0], B[2] // 128), 1)
+        limit = min(most if most >= 0 else n, affordable)
+        result = fn(recv, None, limit)
+        if len(result) > limit and (most < 0 or most > limit):
+            rest = result[0] if name == "rsplit" else result[-1]
+            if len(fn(rest, None, 1)) > 1:
+                _charge_parts(n // 2 + 1, n, wide, B, where)
+        _charge_parts(len(result), n, wide, B, where)
+        return result
+
+    return impl
+
+
+def _charge_parts(parts: int, chars: int, wide: bool, B: list[int], where: str) -> None:
+    """Charge a split of ``chars`` characters into ``parts`` strings."""
+    charge(B, parts, where)
+    produce(B, cost.parts_bytes(parts, chars, wide), where)
 
 
 def _sized_text_method(owner: type, name: str) -> Method:
@@ -1964,26 +2270,31 @@ def _sized_text_method(owner: type, name: str) -> Method:
     def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
         _check_args(args, kw, where, label)
         n = len(recv)
+        steps = 0
+        wide = _is_wide(recv)
         if name == "replace":
             if len(args) < 2:
                 return fn(recv, *args, **kw)
             old, new = args[0], args[1]
             most = args[2] if len(args) > 2 else kw.get("count", -1)
-            grow = len(new) - len(old)
-            if grow > 0:
-                hits = n // max(len(old), 1) + 1
-                if type(most) is int and most >= 0:
-                    hits = min(hits, most)
-                n += hits * grow
+            charge(B, n // 128, where)  # counting the matches first
+            hits = count(recv, old) if len(old) else n + 1
+            if type(most) is int and most >= 0:
+                hits = min(hits, most)
+            n += hits * (len(new) - len(old))
+            steps = hits // 4  # each replacement is a copy and a search
+            wide = wide or _is_wide(new)
         elif name == "expandtabs":
             size = args[0] if args else kw.get("tabsize", 8)
             if type(size) is int:
                 n += count(recv, "\t" if owner is str else b"\t") * max(size, 0)
+            steps = len(recv) // 8  # column by column
         elif args and type(args[0]) is int:
             n = max(n, args[0])
         if n > MAX_TEXT:
             too_big(where, f"the result would have {n} characters")
-        charge(B, n // 128, where)
+        charge(B, steps + n // 128, where)
+        produce(B, _text_result_bytes(owner, n, wide), where)
         return fn(recv, *args, **kw)
 
     return impl
@@ -2001,6 +2312,7 @@ def _join_method(owner: type) -> Method:
         want = (str,) if owner is str else (bytes, bytearray)
         total = 0
         count = 0
+        wide = False
         for e in elements:
             if type(e) not in want:
                 raise EvaluationFailure(
@@ -2008,12 +2320,41 @@ def _join_method(owner: type) -> Method:
                 )
             total += len(e)
             count += 1
+            if owner is str and not wide:
+                wide = not str.isascii(e)
         total += len(recv) * max(count - 1, 0)
         if total > MAX_TEXT:
             too_big(where, f"the result would have {total} characters")
+        charge(B, total // 128, where)
+        wide = owner is str and (wide or _is_wide(recv))
+        produce(B, _text_result_bytes(owner, total, wide), where)
         return join(recv, it)
 
     return impl
+
+
+def _is_wide(text: Any) -> bool:
+    """Whether a str may take more than one byte per character (bytes never do)."""
+    return type(text) is str and not str.isascii(text)
+
+
+def _text_result_bytes(owner: type, chars: int, wide: bool) -> int:
+    if owner is str:
+        return cost.text_bytes(chars, wide)
+    return cost.bytes_bytes(chars)
+
+
+def _codec_cost(value: Any, owner: type, B: list[int], where: str) -> None:
+    """Charge str.encode (up to 4 bytes a character, utf-32) or bytes.decode."""
+    n = len(value)
+    if n > 4 * MAX_TEXT:
+        too_big(where, f"coding {n} characters is too costly")
+    charge(B, n // 16, where)
+    if owner is str:
+        produce(B, cost.bytes_bytes(n if str.isascii(value) else 4 * n + 4), where)
+    else:
+        ascii_test = bytearray.isascii if inherits(type(value), bytearray) else bytes.isascii
+        produce(B, cost.text_bytes(n, not ascii_test(value)), where)
 
 
 def _codec_method(owner: type, name: str) -> Method:
@@ -2021,7 +2362,7 @@ def _codec_method(owner: type, name: str) -> Method:
 
     def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
         encoding, errors = _codec_args(args, kw, where)
-        charge(B, len(recv) // 128, where)
+        _codec_cost(recv, owner, B, where)
         return fn(recv, encoding, errors)
 
     return impl
@@ -2084,6 +2425,8 @@ def _set_method(owner: type, name: str) -> Method:
         flags = check_deep(recv, EQ, B, where)
         for other in args:
             flags |= _iterable(other, EQ, B, where, name)
+        if not name.startswith("is"):
+            produce(B, cost.hashed_bytes(len(recv) + sum(_size(o) for o in args)), where)
         if flags:
             with decimal.localcontext():
                 return fn(recv, *args)
@@ -2129,12 +2472,12 @@ _SIZED = ["center", "ljust", "rjust", "zfill", "expandtabs", "replace"]
 
 def _methods() -> dict[type, dict[str, Method]]:
     table: dict[type, dict[str, Method]] = {}
-    s = table[str] = {n: _plain_method(str, n, 128) for n in STR_PLAIN}
+    s = table[str] = {n: _text_method(str, n) for n in STR_PLAIN}
     s.update({n: _sized_text_method(str, n) for n in _SIZED})
     s["join"] = _join_method(str)
     s["encode"] = _codec_method(str, "encode")
     for owner in (bytes, bytearray):
-        m = table[owner] = {n: _plain_method(owner, n, 128) for n in _BYTES_PLAIN}
+        m = table[owner] = {n: _text_method(owner, n) for n in _BYTES_PLAIN}
         m.update({n: _sized_text_method(owner, n) for n in _SIZED})
         m["join"] = _join_method(owner)
         m["decode"] = _codec_method(owner, "decode")

@@ -39,7 +39,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, final
 
-from runtime_agent import safeops, secrecy
+from runtime_agent import cost, safeops, secrecy
 from runtime_agent.errors import ExpressionError
 from runtime_agent.redact import Redactor
 from runtime_agent.safeops import (
@@ -116,26 +116,29 @@ class Expression:
         source: the expression as given.
         identifiers: every variable name, attribute name and constant string
             key (``d["password"]``, ``d.get("token")``) it reads.
-        evaluate: ``evaluate(local_vars, global_vars)`` returns the value in a
-            frame: names are looked up in ``local_vars``, then
-            ``global_vars``, then the builtins allowlist. A secret result
+        evaluate: ``evaluate(local_vars, global_vars, budget=None)`` returns
+            the value in a frame: names are looked up in ``local_vars``, then
+            ``global_vars``, then the builtins allowlist. Each call gets a
+            fresh budget of work and memory (``cost.py``), unless ``budget``
+            (``cost.new_budget()``) is passed to share one between the
+            evaluations of one hit (a template's fields). A secret result
             comes back as the expression's ``Use`` says (``Redacted``, a
             bool, or ``RedactedRead``). Raises ``NotEvaluated`` when the
             value can only be had by running application code,
-            ``BudgetExceeded`` when the work budget runs out or a result
-            would be too large, ``RedactedRead`` when it uses a secret for
-            more than a presence test, ``EvaluationFailure`` (their base
+            ``BudgetExceeded`` when the work or memory budget runs out or a
+            result would be too large, ``RedactedRead`` when it uses a secret
+            for more than a presence test, ``EvaluationFailure`` (their base
             class) for ordinary errors; never any other exception.
     """
 
     __slots__ = ("evaluate", "identifiers", "source")
 
-    evaluate: Callable[[Scope, Scope], Any]
+    evaluate: Callable[..., Any]
     identifiers: frozenset[str]
     source: str
 
     def __init__(
-        self, source: str, identifiers: frozenset[str], evaluate: Callable[[Scope, Scope], Any]
+        self, source: str, identifiers: frozenset[str], evaluate: Callable[..., Any]
     ) -> None:
         self.source = source
         self.identifiers = identifiers
@@ -261,14 +264,31 @@ _FINISH: Final[dict[str, Callable[[Secret, str], Any]]] = {
 
 
 def _entry(
-    root: Fn, steps: int, where: str, rule: Secrecy, use: Use
-) -> Callable[[Scope, Scope], Any]:
+    root: Fn, steps: int, memory: int, where: str, rule: Secrecy, use: Use
+) -> Callable[..., Any]:
+    """The evaluation function: one budget of work and memory per call (see
+    ``cost.py``), less what the expression's nodes reserve at compilation
+    (``steps`` and ``memory``); or a budget shared by the evaluations of one
+    hit, passed in. ``B`` is ``[steps left, Secrecy, bytes left]``."""
     finish = _FINISH[use]
     secret = Secret
+    work = cost.WORK_BUDGET - steps
+    room = cost.MEMORY_BUDGET - memory
 
-    def evaluate(local_vars: Scope, global_vars: Scope) -> Any:
+    def evaluate(local_vars: Scope, global_vars: Scope, budget: list[Any] | None = None) -> Any:
+        if budget is None:
+            budget = [work, rule, room]
+        else:
+            budget[0] -= steps
+            budget[1] = rule
+            budget[2] -= memory
+            if budget[0] < 0 or budget[2] < 0:
+                raise BudgetExceeded(
+                    f"{where}: not evaluated, this hit's earlier expressions spent its budget "
+                    f"({cost.WORK_BUDGET} steps and {cost.MEMORY_BUDGET >> 20} MiB per hit)"
+                )
         try:
-            value = root(local_vars, global_vars, [steps, rule])
+            value = root(local_vars, global_vars, budget)
         except EvaluationFailure:
             raise
         except Exception as exc:
@@ -386,6 +406,8 @@ class _Compiler:
         self.lines = stripped.split("\n")
         self.identifiers: set[str] = set()
         self.nodes = 0
+        #: Calls of str methods with an inline path (their memory is reserved).
+        self.inline_methods = 0
 
     # -- positions and rejections --
 
@@ -426,8 +448,8 @@ class _Compiler:
             # itself the output, so it is checked like any other read.
             self.bare.add(id(tree.body))
         root = self.visit(tree.body, 1)
-        steps = safeops.WORK_BUDGET - self.nodes
-        evaluate = _entry(root, steps, _one_line(self.text), self.rule, self.use)
+        memory = self.nodes * cost.NODE_BYTES + self.inline_methods * cost.INLINE_METHOD_BYTES
+        evaluate = _entry(root, self.nodes, memory, _one_line(self.text), self.rule, self.use)
         return Expression(self.original, frozenset(self.identifiers), evaluate)
 
     def parse(self) -> ast.Expression:
@@ -945,11 +967,22 @@ class _Compiler:
         where = self.snippet(node)
         limit = safeops.MAX_TEXT
 
+        produce = safeops.produce
+        text_bytes = cost.text_bytes
+        isascii = str.isascii
+
         def fstring(L: Scope, G: Scope, B: list[Any]) -> str:
-            text = "".join([p(L, G, B) for p in parts])
-            if len(text) > limit:
+            pieces = [p(L, G, B) for p in parts]
+            size = 0
+            wide = False
+            for piece in pieces:  # exact str: constants and formatted fields
+                size += len(piece)
+                if not wide and not isascii(piece):
+                    wide = True
+            if size > limit:
                 raise BudgetExceeded(f"{where}: not evaluated, the text would exceed {limit}")
-            return text
+            produce(B, text_bytes(size, wide), where)
+            return "".join(pieces)
 
         # Text made from whole containers is checked like a read.
         return self.screened(node, fstring, where)
@@ -961,7 +994,8 @@ class _Compiler:
         where = self.snippet(node.value)
         fmt = safeops.format_value
 
-        big = 1 << safeops.MAX_INT_TEXT_BITS
+        # Larger ints go through format_value: their conversion is charged.
+        big = 1 << 64
 
         def field(L: Scope, G: Scope, B: list[Any]) -> str:
             v = get(L, G, B)
@@ -1090,6 +1124,26 @@ class _Compiler:
         int_ok = op in _FAST_INT
         float_ok = op in _FAST_FLOAT
         arith = safeops.arithmetic
+        if op in _DIVISIONS:
+            small = _SMALL
+
+            def division(L: Scope, G: Scope, B: list[int]) -> Any:
+                a = left(L, G, B)
+                b = right(L, G, B)
+                t = type(a)
+                try:
+                    if t is type(b):
+                        if t is int and -small < a < small and -small < b < small:
+                            return opf(a, b)
+                        if t is float:
+                            return opf(a, b)
+                    return arith(op, a, b, B, where)
+                except EvaluationFailure:
+                    raise
+                except Exception as exc:
+                    raise _failure(exc, where) from None
+
+            return division
 
         def binop(L: Scope, G: Scope, B: list[Any]) -> Any:
             a = left(L, G, B)
@@ -1367,6 +1421,9 @@ class _Compiler:
         # Inline: pure str methods on short strings with str/int arguments, and
         # dict.get on a small dict with str keys only.
         str_method = safeops.static_lookup(str, name) if name in safeops.STR_PLAIN else None
+        if str_method is not None:
+            self.inline_methods += 1
+        inline_text = cost.INLINE_TEXT
         dict_get = name == "get" and not kws and 1 <= len(args) <= 2
         dget = _DGET
         # `d.get(k)` with k computed at run time: the key is a name too.
@@ -1394,7 +1451,7 @@ class _Compiler:
                         raise
                     except Exception as exc:
                         raise _failure(exc, where) from None
-            if str_method is not None and tr is str and not kws and len(r) < 4096:
+            if str_method is not None and tr is str and not kws and len(r) < inline_text:
                 for v in values:
                     tv = type(v)
                     if tv is not str and tv is not int:
@@ -1489,9 +1546,13 @@ _BINOPS: Final = {
     ast.BitXor: "^",
     ast.MatMult: "@",
 }
-# Operators applied inline to two ints / two floats: their results cannot be
-# large (``*``, ``**`` and ``<<`` on ints go through the size checks).
-_FAST_INT: Final = frozenset({"+", "-", "/", "//", "%", ">>", "&", "|", "^"})
+# Operators applied inline to two ints / two floats: one pass over the digits
+# (at most about 3 us on the largest int an expression can build); ``*``,
+# ``**`` and ``<<`` on ints go through the size checks and charges, and so do
+# ``//`` and ``%`` (quadratic) unless both operands are below 2**62.
+_FAST_INT: Final = frozenset({"+", "-", "/", ">>", "&", "|", "^"})
+_DIVISIONS: Final = frozenset({"//", "%"})
+_SMALL: Final = 1 << 62
 _FAST_FLOAT: Final = frozenset({"+", "-", "*", "/", "//", "%"})
 _COMPARISONS: Final = {
     ast.Eq: (operator.eq, safeops.EQ),

@@ -22,6 +22,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from runtime_agent.capture import CaptureBudget, CaptureLimits, capture_namespace, capture_value
+from runtime_agent.cost import new_budget
 from runtime_agent.locate import Blocklist
 from runtime_agent.redact import REDACTED, EventSecrets, Redactor
 from runtime_agent.sandbox import EvaluationFailure, Expression, Redacted
@@ -74,8 +75,9 @@ def take_snapshot(
     watched: dict[str, Any] = {}
     if watch and "blocked" not in frames[0]:
         g = frame.f_globals
+        work = new_budget()  # one evaluation budget for all the watches of a hit
         watched = {
-            expr.source: _watch_value(expr, top_locals, g, redactor, budget, secrets)
+            expr.source: _watch_value(expr, top_locals, g, redactor, budget, secrets, work)
             for expr in watch
         }
     context = _context(redactor, budget, secrets)
@@ -113,9 +115,10 @@ def _watch_value(
     redactor: Redactor,
     budget: CaptureBudget,
     secrets: EventSecrets,
+    work: list[int],
 ) -> dict[str, Any]:
     try:
-        value = expr.evaluate(f_locals, f_globals)
+        value = expr.evaluate(f_locals, f_globals, work)
     except EvaluationFailure as exc:
         return {"type": "error", "notCaptured": str(exc)}
     if type(value) is Redacted:

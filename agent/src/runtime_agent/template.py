@@ -17,6 +17,7 @@ from types import CodeType
 from typing import Any
 
 from runtime_agent.capture import render
+from runtime_agent.cost import new_budget
 from runtime_agent.errors import ExpressionError
 from runtime_agent.redact import REDACTED, EventSecrets, Redactor
 from runtime_agent.sandbox import EvaluationFailure, Expression, Redacted, compile_expression
@@ -70,12 +71,13 @@ class Template:
         """
         secrets = self._redactor.event_secrets(code, local_vars)
         out: list[Any] = []
+        work = new_budget()  # one evaluation budget for all the fields of a hit
         for part in self._parts:
             if type(part) is str:
                 out.append(part)
                 continue
             try:
-                value = part.evaluate(local_vars, global_vars)
+                value = part.evaluate(local_vars, global_vars, work)
             except EvaluationFailure as exc:
                 out.append(f"<{exc}>")
                 continue
