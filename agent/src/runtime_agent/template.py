@@ -4,10 +4,10 @@
 literal parts and sandboxed expressions; ``{{`` and ``}}`` are literal braces.
 Braces nest, so ``{d['{']}`` and ``{ {'a': 1}['a'] }`` read as one field.
 
-A field whose identifiers are sensitive (``{user.password}``) shows
-``<redacted>``; its value, the values of the frame's sensitive-named locals
-and whatever rendering a field redacts are masked wherever else they appear
-in the line (``redact.EventSecrets``).
+A field whose value is a secret (``{user.password}``: the sandbox returns
+``Redacted``) shows ``<redacted>``; the values of the frame's sensitive-named
+locals and whatever rendering a field redacts are masked wherever else they
+appear in the line (``redact.EventSecrets``).
 """
 
 from __future__ import annotations
