@@ -7,7 +7,11 @@ All methods are synchronous and thread-safe (one connection behind a lock);
 the async app calls them from a worker thread. Agents are stored with the
 SHA-256 of their credential, never the credential. The audit trail is
 bounded: ``trim_audit`` keeps rows by count and age, and an agent's state
-changes are audited at most ``AUDITED_STATES`` times per action.
+changes are audited at most ``AUDITED_STATES`` times per action. So are the
+rows agents leave: each keeps only its newest ``BATCHES_KEPT`` batch numbers,
+and forgetting an agent deletes its record, batch numbers and per-action rows
+(its stored hits stay, under their action's caps); the hub bounds how many
+agent records there are.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ AUDITED_STATES = 16
 #: Audit retention defaults: the newest rows, none older than the age.
 AUDIT_MAX_ROWS = 100_000
 AUDIT_MAX_AGE = 30 * 86400.0
+#: Batch numbers remembered per agent to drop a resent batch: an agent resends
+#: only its latest unacknowledged batch, so a few suffice.
+BATCHES_KEPT = 64
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -193,6 +200,7 @@ class Store:
         with self._tx() as db:
             db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
             db.execute("DELETE FROM batches WHERE agent_id = ?", (agent_id,))
+            db.execute("DELETE FROM action_agents WHERE agent_id = ?", (agent_id,))
 
     # -- actions ---------------------------------------------------------------
 
@@ -342,6 +350,13 @@ class Store:
             )
             if not cur.rowcount:
                 return 0, True
+            # Measured from the highest number, not this one, so that a batch
+            # numbered far ahead cannot pin older rows in place.
+            db.execute(
+                "DELETE FROM batches WHERE agent_id = ? AND batch <= "
+                "(SELECT MAX(batch) FROM batches WHERE agent_id = ?) - ?",
+                (agent_id, agent_id, BATCHES_KEPT),
+            )
             hit_rows = []
             per_action: dict[str, int] = {}
             for event in events:
