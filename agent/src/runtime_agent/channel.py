@@ -254,7 +254,7 @@ class Channel:
                     "action": action_id,
                     "ts": time.time(),
                     "state": "error",
-                    "message": str(exc),
+                    "message": self._masked(str(exc)),
                     "hits": 0,
                 }
             )
@@ -266,7 +266,7 @@ class Channel:
                     "ts": time.time(),
                     "state": "error",
                     "hits": 0,
-                    "message": f"invalid action: {type(exc).__name__}: {exc}",
+                    "message": self._masked(f"invalid action: {type(exc).__name__}: {exc}"),
                 }
             )
 
@@ -286,12 +286,20 @@ class Channel:
                 blocklist=self.engine.blocklist,
             )
         except AgentError as exc:
-            answer["error"] = str(exc)
+            answer["error"] = self._masked(str(exc))
         except Exception as exc:
-            answer["error"] = f"{type(exc).__name__}: {exc}"
+            answer["error"] = self._masked(f"{type(exc).__name__}: {exc}")
         self._upload.request(
             "POST", f"/v1/agents/{self.agent_id}/answers", answer, token=self._credential
         )
+
+    def _masked(self, text: str) -> str:
+        """An error text for the hub, masked by the engine's redactor: an exception
+        raised from the host's code (a module, a loader) may carry a secret."""
+        try:
+            return self.engine.redactor.mask_text(text)
+        except Exception:
+            return "<error withheld: it could not be masked>"
 
     # -- events ----------------------------------------------------------------
 

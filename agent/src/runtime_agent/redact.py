@@ -52,6 +52,15 @@ Secrets that travel
     characters travel, so a short ``pin = "12"`` does not blank every ``12``
     of the event; ints travel as their decimal text and hide equal ints.
 
+Status and error texts
+    What the agent says about an action goes out through the same
+    :meth:`Redactor.mask_text`: every state message, the reason a failing
+    condition or metric shows (with the failing hit's secrets, so
+    ``key 'hunter2...' not found`` does not name the value of a ``password``
+    local), a snapshot's watch errors (``EventSecrets.scrub``), and the
+    channel's placement and ``get_source`` errors, which may quote an
+    exception from the host's code (``actions.Host.mask``, ``channel``).
+
 Cost: text shorter than 13 characters is returned at once (when the owner
 has no patterns); otherwise cheap substring checks decide whether any
 regular expression runs at all (see ``benchmarks/bench_redact.py``).
@@ -623,6 +632,9 @@ class EventSecrets:
         out = dict(node)
         if type(value) is str:
             out["value"] = self.mask(value)
+        reason = node.get("notCaptured")  # a watch's error may quote what it read
+        if type(reason) is str:
+            out["notCaptured"] = self.mask(reason)
         for key in ("fields", "attributes", "items", "entries", "args", "cause", "context"):
             if key in out:
                 out[key] = self._scrub(out[key], depth + 1)
