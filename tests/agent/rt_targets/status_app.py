@@ -21,3 +21,15 @@ def forward(auth_header: str, routes: dict[str, str]) -> str:
 
 def verify(password: str, copy: str, users: dict[str, int]) -> bool:
     return copy in users  # L:verify_return
+
+
+class Request:
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+
+
+def authorize(request: Request) -> str:
+    tok = request.headers["Authorization"]
+    alias = tok
+    del tok, request  # the secret's source is gone from the frame
+    return alias.split(" ")[0]  # L:authorize_return
