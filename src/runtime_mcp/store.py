@@ -32,6 +32,11 @@ AUDITED_STATES = 16
 #: Audit retention defaults: the newest rows, none older than the age.
 AUDIT_MAX_ROWS = 100_000
 AUDIT_MAX_AGE = 30 * 86400.0
+#: Longest state texts kept (characters): an agent's own messages are one line,
+#: and a longer one is cut rather than refused, since a refused batch is resent.
+MAX_STATE_MESSAGE = 2000
+MAX_STATE_FILE = 1024
+MAX_STATE_FUNCTION = 512
 #: Batch numbers remembered per agent to drop a resent batch: an agent resends
 #: only its latest unacknowledged batch, so a few suffice.
 BATCHES_KEPT = 64
@@ -395,6 +400,7 @@ class Store:
     ) -> None:
         action_id = event["action"]
         state = str(event.get("state", ""))
+        message = _cut(event.get("message"), MAX_STATE_MESSAGE) or ""
         prior = db.execute(
             "SELECT state, audited FROM action_agents WHERE action_id = ? AND agent_id = ?",
             (action_id, agent_id),
@@ -412,18 +418,18 @@ class Store:
                 action_id,
                 agent_id,
                 state,
-                str(event.get("message") or ""),
+                message,
                 int(event.get("hits") or 0),
-                event.get("file"),
+                _cut(event.get("file"), MAX_STATE_FILE),
                 event.get("line"),
-                event.get("function"),
+                _cut(event.get("function"), MAX_STATE_FUNCTION),
                 now,
             ),
         )
         audited = prior["audited"] if prior is not None else 0
         if (prior is None or prior["state"] != state) and audited <= AUDITED_STATES:
             if audited < AUDITED_STATES:
-                detail = {"message": event.get("message") or "", "line": event.get("line")}
+                detail = {"message": message, "line": event.get("line")}
                 op = state
             else:
                 detail = {"message": f"more state changes are not audited (cap {AUDITED_STATES})"}
@@ -543,6 +549,14 @@ class Store:
         """Append an audit entry outside the operations that write their own."""
         with self._tx() as db:
             _audit(db, actor, op, action_id, agent_id, detail)
+
+
+def _cut(text: object, limit: int) -> str | None:
+    """``text`` as a str of at most ``limit`` characters (None stays None)."""
+    if text is None:
+        return None
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _audit(
