@@ -6,7 +6,8 @@ the hub acknowledged must survive a ``kill -9`` of the hub or a power cut.
 All methods are synchronous and thread-safe (one connection behind a lock);
 the async app calls them from a worker thread. Agents are stored with the
 SHA-256 of their credential, never the credential. The audit trail is
-bounded: ``trim_audit`` keeps rows by count and age, and an agent's state
+bounded: ``trim_audit`` keeps rows by count (agents' own entries going first)
+and age, and an agent's state
 changes are audited at most ``AUDITED_STATES`` times per action. So are the
 rows agents leave: each keeps only its newest ``BATCHES_KEPT`` batch numbers,
 and forgetting an agent deletes its record, batch numbers and per-action rows
@@ -522,16 +523,31 @@ class Store:
         ]
 
     def trim_audit(self, max_rows: int, max_age: float, now: float | None = None) -> int:
-        """Keep the newest ``max_rows`` audit entries, none older than ``max_age`` seconds;
-        returns how many were deleted."""
+        """Keep at most ``max_rows`` audit entries, none older than ``max_age`` seconds;
+        returns how many were deleted.
+
+        Over the row cap, the oldest entries agents and the hub wrote for themselves
+        (registrations, reaps, state changes) go first: whoever can register cannot
+        push out the record of what people placed and removed.
+        """
         cutoff = (time.time() if now is None else now) - max_age
         with self._tx() as db:
             deleted = db.execute("DELETE FROM audit WHERE ts < ?", (cutoff,)).rowcount
-            row = db.execute(
-                "SELECT seq FROM audit ORDER BY seq DESC LIMIT 1 OFFSET ?", (max_rows,)
-            ).fetchone()
-            if row is not None:
-                deleted += db.execute("DELETE FROM audit WHERE seq <= ?", (row[0],)).rowcount
+            (count,) = db.execute("SELECT COUNT(*) FROM audit").fetchone()
+            excess = count - max_rows
+            if excess > 0:
+                cut = db.execute(
+                    f"DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE {_BY_AGENTS} "
+                    "ORDER BY seq LIMIT ?)",
+                    (excess,),
+                ).rowcount
+                deleted += cut
+                excess -= cut
+            if excess > 0:
+                deleted += db.execute(
+                    "DELETE FROM audit WHERE seq IN (SELECT seq FROM audit ORDER BY seq LIMIT ?)",
+                    (excess,),
+                ).rowcount
         return deleted
 
     def count_audit(self) -> int:
@@ -549,6 +565,10 @@ class Store:
         """Append an audit entry outside the operations that write their own."""
         with self._tx() as db:
             _audit(db, actor, op, action_id, agent_id, detail)
+
+
+#: Audit entries written by agents or by the hub itself, not by people.
+_BY_AGENTS = "(actor = 'hub' OR actor LIKE 'agent:%')"
 
 
 def _cut(text: object, limit: int) -> str | None:

@@ -120,3 +120,27 @@ def test_limits_below_one_are_refused(field, value, flag):
     refusal = HubSettings(**{field: value}).check_limits()
     assert refusal is not None and flag in refusal
     assert HubSettings().check_limits() is None
+
+
+def test_registration_churn_cannot_flush_what_people_did_from_the_audit_trail():
+    """At 600 new agents a minute, each reaping a lost one, agents add 1,200 audit
+    entries a minute: they must go before the record of placements and removals."""
+    store = Store(":memory:")
+    store.record("user@127.0.0.1", "place", {"kind": "snapshot"}, action_id="a-1")
+    for n in range(50):
+        store.record(f"agent:ag-{n}", "register", {}, agent_id=f"ag-{n}")
+        store.record("hub", "reap", {}, agent_id=f"ag-{n}")
+    store.record("user@127.0.0.1", "remove", {}, action_id="a-1")
+    assert store.trim_audit(max_rows=20, max_age=86400) == 82
+    kept = store.audit(limit=100)
+    assert [(e["op"], e["action_id"]) for e in kept if e["actor"].startswith("user")] == [
+        ("place", "a-1"),
+        ("remove", "a-1"),
+    ]
+    assert len(kept) == 20 and kept[-2]["op"] == "reap"  # the newest agents' entries stay
+    # Only when people's entries alone pass the cap do the oldest of them go.
+    for _ in range(30):
+        store.record("user@127.0.0.1", "place", {}, action_id="a-2")
+    store.trim_audit(max_rows=20, max_age=86400)
+    kept = store.audit(limit=100)
+    assert len(kept) == 20 and all(e["actor"].startswith("user") for e in kept)
