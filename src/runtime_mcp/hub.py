@@ -224,7 +224,9 @@ class Hub:
         return credential_matches(given, self._credentials.get(agent_id))
 
     def seen(self, agent_id: str) -> None:
-        """Note that an agent just spoke."""
+        """Note that an agent just spoke (not one reaped meanwhile, so none is kept)."""
+        if agent_id not in self._agents:
+            return
         now = time.time()
         self._seen[agent_id] = now
         self._seen_dirty[agent_id] = now
@@ -282,8 +284,11 @@ class Hub:
     # -- actions for agents ------------------------------------------------------
 
     def desired(self, agent_id: str) -> list[dict[str, Any]]:
-        """The actions an agent should run now (and record late assignments)."""
-        agent = self._agents[agent_id]
+        """The actions an agent should run now (and record late assignments); none for
+        an agent reaped while its poll waited (its next request gets 404)."""
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            return []
         out = []
         for action in self.store.live_actions():
             if parse_selector(action["target"]).matches(agent):

@@ -144,3 +144,32 @@ def test_registration_churn_cannot_flush_what_people_did_from_the_audit_trail():
     store.trim_audit(max_rows=20, max_age=86400)
     kept = store.audit(limit=100)
     assert len(kept) == 20 and all(e["actor"].startswith("user") for e in kept)
+
+
+def test_an_agent_reaped_while_its_poll_waits_gets_an_empty_answer_not_a_500():
+    """A poll may wait 30 s, twice the silence after which an agent shows as lost: at
+    the cap its record can be reaped meanwhile (before: KeyError in ``desired``)."""
+    import anyio
+
+    from runtime_mcp.hub import Hub
+
+    hub = Hub(Store(":memory:"), lost_after=0.05, max_agents=1)
+    info = {"service": "s", "tags": {}}
+    first, _ = hub.register({**info, "instance_id": "first1"})
+
+    async def scenario() -> dict:
+        async with anyio.create_task_group() as tasks:
+            reply: dict = {}
+
+            async def poll() -> None:
+                reply.update(await hub.poll(first, hub.generation, wait=5))
+
+            tasks.start_soon(poll)
+            await anyio.sleep(0.2)  # silent past lost_after, its poll still open
+            await anyio.to_thread.run_sync(hub.register, {**info, "instance_id": "second"})
+            hub._bump()  # an action change wakes every poll
+        return reply
+
+    reply = anyio.run(scenario)
+    assert reply["changed"] is True and reply["actions"] == []
+    assert not hub.known(first) and first not in hub._seen
