@@ -20,9 +20,9 @@ KINDS = ("log", "snapshot", "counter", "metric", "duration")
 MAX_COUNT = 2**62
 MAX_TIMESTAMP = 1e11  # seconds since the epoch, about the year 5138
 MAX_LINE = 10**7
-#: Highest per-action rate limit (hits per second): ten times the agent's own
-#: engine-wide cap, so any finite rate an agent can honour fits.
-MAX_RATE = 10_000.0
+#: Highest per-action rate limit (hits per second): finite, and far above the
+#: agent's engine-wide cap, so "no limit" can be written as a big number.
+MAX_RATE = 1e9
 
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Timestamp = Annotated[float, Field(ge=0, le=MAX_TIMESTAMP)]

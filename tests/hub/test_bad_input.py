@@ -132,7 +132,7 @@ def test_rate_limits_must_be_finite_and_bounded(shared_hub, fake):
     to agents as the string "inf"."""
     body = {"kind": "log", "location": "x.py:1", "message": "m", "target": f"agent:{fake.id}"}
     with shared_hub.client() as http:
-        for value in ("inf", "Infinity", 1e308, 10**7):
+        for value in ("inf", "Infinity", 1e308, 10**10):
             assert_4xx(
                 http.post("/v1/actions", json={**body, "rate_limit": value}), 400, "rate_limit"
             )
