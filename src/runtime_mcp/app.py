@@ -24,7 +24,7 @@ from starlette.routing import Route
 from runtime_mcp import protocol
 from runtime_mcp.auth import AGENT, USER, AuthError, Tokens, bearer
 from runtime_mcp.browserguard import Allowed, BrowserGuard
-from runtime_mcp.hub import ClaimError, Hub, PlacementError, QueryError
+from runtime_mcp.hub import CapacityError, ClaimError, Hub, PlacementError, QueryError
 from runtime_mcp.jsonbody import read_json
 from runtime_mcp.responses import ApiError, JsonResponse, error_response
 from runtime_mcp.selectors import SelectorError, parse_selector
@@ -77,7 +77,7 @@ def create_app(
             except AuthError as exc:
                 return error_response(exc.status, exc.code, str(exc))
             except ApiError as exc:
-                return error_response(exc.status, exc.code, str(exc))
+                return error_response(exc.status, exc.code, str(exc), exc.headers)
             except Exception:
                 log.exception("request failed", path=request.url.path)
                 return error_response(
@@ -121,6 +121,9 @@ def create_app(
             )
         except ClaimError as exc:
             raise ApiError(409, "instance_claimed", str(exc)) from None
+        except CapacityError as exc:
+            retry = {"Retry-After": str(exc.retry_after)}
+            raise ApiError(429, exc.code, str(exc), retry) from None
         return {
             "agent_id": agent_id,
             "credential": credential,

@@ -19,6 +19,8 @@ from runtime_mcp.settings import (
     DEFAULT_HOST,
     DEFAULT_HUB_URL,
     DEFAULT_PORT,
+    MAX_AGENTS,
+    MAX_REGISTRATIONS,
     HubSettings,
     default_db_path,
     env_list,
@@ -56,6 +58,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         allowed_origins=tuple(args.allowed_origin or env_list("RUNTIME_MCP_ALLOWED_ORIGINS")),
         audit_max_rows=args.audit_max_rows,
         audit_max_days=args.audit_max_days,
+        max_agents=args.max_agents,
+        max_registrations=args.max_registrations,
     )
     return serve(
         settings,
@@ -283,6 +287,23 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DAYS",
         help="age after which audit entries are deleted "
         "(RUNTIME_MCP_AUDIT_MAX_DAYS; default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-agents",
+        type=int,
+        default=os.environ.get("RUNTIME_MCP_MAX_AGENTS", str(MAX_AGENTS)),
+        metavar="N",
+        help="agent records kept, live or lost; at the cap a new agent replaces the "
+        "longest-silent lost one, or gets 429 when all are live "
+        "(RUNTIME_MCP_MAX_AGENTS; default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-registrations",
+        type=int,
+        default=os.environ.get("RUNTIME_MCP_MAX_REGISTRATIONS", str(MAX_REGISTRATIONS)),
+        metavar="N",
+        help="new agent records per minute, beyond which registrations get 429 "
+        "(RUNTIME_MCP_MAX_REGISTRATIONS; default %(default)s)",
     )
     serve.add_argument("--ssl-certfile", help="TLS certificate (PEM)")
     serve.add_argument("--ssl-keyfile", help="TLS private key (PEM)")

@@ -10,12 +10,22 @@ to actions bumps ``generation`` (a millisecond clock, so it keeps growing
 across hub restarts) and wakes every waiting poll; any batch of events wakes
 whoever waits for results. Liveness lives in memory and is written to the
 store now and then.
+
+Registrations are bounded (``runtime-mcp serve --max-agents`` and
+``--max-registrations``): whoever may register, which on an open loopback hub
+is anyone, cannot fill the hub's memory and store with agent records. At the
+cap, a new agent takes the place of the longest-silent lost one; with every
+known agent live, or too many new records in the last minute, it gets a
+``CapacityError`` (429) and the agent retries with backoff.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
+import threading
 import time
+from collections import deque
 from typing import Any
 
 import anyio
@@ -23,6 +33,7 @@ import structlog
 
 from runtime_mcp.auth import credential_hash, credential_matches, new_credential
 from runtime_mcp.selectors import Selector, parse_selector
+from runtime_mcp.settings import MAX_AGENTS, MAX_REGISTRATIONS, REGISTRATION_WINDOW
 from runtime_mcp.store import AUDIT_MAX_AGE, AUDIT_MAX_ROWS, Store
 
 log = structlog.get_logger("runtime_mcp.hub")
@@ -46,6 +57,16 @@ class ClaimError(Exception):
     """A registration names the instance id of an agent it cannot prove to be."""
 
 
+class CapacityError(Exception):
+    """A new agent record would pass a registration bound; ``code`` says which one,
+    ``retry_after`` in how many seconds to try again."""
+
+    def __init__(self, code: str, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
+
+
 class Hub:
     """Live agents and their actions."""
 
@@ -57,8 +78,19 @@ class Hub:
         forget_after: float = FORGET_AFTER,
         audit_max_rows: int = AUDIT_MAX_ROWS,
         audit_max_age: float = AUDIT_MAX_AGE,
+        max_agents: int = MAX_AGENTS,
+        max_registrations: int = MAX_REGISTRATIONS,
+        registration_window: float = REGISTRATION_WINDOW,
     ) -> None:
         self.store = store
+        self.max_agents = max_agents
+        self.max_registrations = max_registrations
+        self.registration_window = registration_window
+        #: When the new records of the last window were made (at most max_registrations).
+        self._registered: deque[float] = deque()
+        #: Held while agent records are added or dropped (both run in worker threads),
+        #: so that two registrations cannot both take the last place.
+        self._records = threading.Lock()
         self.lost_after = lost_after
         self.forget_after = forget_after
         self.audit_max_rows = audit_max_rows
@@ -70,7 +102,8 @@ class Hub:
         self._credentials: dict[str, str | None] = store.credential_hashes()
         self._seen: dict[str, float] = {}
         self._seen_dirty: dict[str, float] = {}
-        self._assigned: set[tuple[str, str]] = set()
+        #: Per agent, the actions it is recorded as sent.
+        self._assigned: dict[str, set[str]] = {}
         self._queries: dict[str, list[dict[str, Any]]] = {}
         self._waiting: dict[str, tuple[str, anyio.Event, dict[str, Any]]] = {}
         self.started = time.time()
@@ -85,8 +118,13 @@ class Hub:
 
         Registering again under a known instance id needs that record's
         ``credential`` (ClaimError otherwise), so no one takes over another
-        agent's record or keeps it live.
+        agent's record or keeps it live. A new record must fit the bounds
+        (CapacityError otherwise).
         """
+        with self._records:
+            return self._register(info, credential)
+
+    def _register(self, info: dict[str, Any], credential: str | None) -> tuple[str, str]:
         existing = next(
             (a for a in self._agents.values() if a["instance_id"] == info["instance_id"]), None
         )
@@ -100,6 +138,8 @@ class Hub:
                 )
             if stored is None:  # a record from before credentials: whoever comes first
                 credential = None
+        if existing is None:
+            self._make_room()
         if existing is None or credential is None:
             credential = new_credential()
         agent_id = existing["id"] if existing else f"ag-{info['instance_id'][:12]}"
@@ -134,6 +174,47 @@ class Hub:
         )
         return agent_id, credential
 
+    def _make_room(self, now: float | None = None) -> None:
+        """Admit one more agent record: within the window's budget, and under the cap
+        once the longest-silent lost agent is reaped; CapacityError otherwise."""
+        now = time.time() if now is None else now
+        window = self._registered
+        while window and now - window[0] >= self.registration_window:
+            window.popleft()
+        if len(window) >= self.max_registrations:
+            wait = max(1, math.ceil(window[0] + self.registration_window - now))
+            raise CapacityError(
+                "too_many_registrations",
+                f"the hub took {len(window)} new agent registrations in the last "
+                f"{self.registration_window:g}s, its limit (--max-registrations "
+                f"{self.max_registrations}); retry in {wait}s",
+                wait,
+            )
+        if len(self._agents) >= self.max_agents:
+            lost = [a for a in self._agents if not self.is_live(a, now)]
+            lost.sort(key=lambda a: self._seen.get(a) or self._agents[a].get("last_seen", 0.0))
+            for agent_id in lost[: len(self._agents) - self.max_agents + 1]:
+                self._forget(agent_id, "reap", {"reason": "room for a new agent (--max-agents)"})
+        if len(self._agents) >= self.max_agents:
+            raise CapacityError(
+                "too_many_agents",
+                f"the hub already has {len(self._agents)} live agents, its limit "
+                f"(--max-agents {self.max_agents}); stop some or raise the limit",
+                math.ceil(self.lost_after),
+            )
+        window.append(now)
+
+    def _forget(self, agent_id: str, op: str, detail: dict[str, Any]) -> None:
+        """Drop an agent record everywhere: memory, credential, store (with its rows)."""
+        del self._agents[agent_id]
+        self._seen.pop(agent_id, None)
+        self._seen_dirty.pop(agent_id, None)
+        self._credentials.pop(agent_id, None)
+        self._queries.pop(agent_id, None)
+        self._assigned.pop(agent_id, None)
+        self.store.forget_agent(agent_id)
+        self.store.record("hub", op, detail, agent_id=agent_id)
+
     def known(self, agent_id: str) -> bool:
         """Whether the hub knows this agent id."""
         return agent_id in self._agents
@@ -143,7 +224,9 @@ class Hub:
         return credential_matches(given, self._credentials.get(agent_id))
 
     def seen(self, agent_id: str) -> None:
-        """Note that an agent just spoke."""
+        """Note that an agent just spoke (not one reaped meanwhile, so none is kept)."""
+        if agent_id not in self._agents:
+            return
         now = time.time()
         self._seen[agent_id] = now
         self._seen_dirty[agent_id] = now
@@ -162,14 +245,16 @@ class Hub:
     def agents(self, include_lost: bool = True) -> list[dict[str, Any]]:
         """Agents with their liveness and action counts."""
         now = time.time()
+        # A copy: registrations and the sweep change the records from worker threads.
+        listed = list(self._agents.values())
         counts: dict[str, int] = {}
         for action in self.store.live_actions(now):
             selector = parse_selector(action["target"])
-            for agent in self._agents.values():
+            for agent in listed:
                 if selector.matches(agent):
                     counts[agent["id"]] = counts.get(agent["id"], 0) + 1
         out = []
-        for agent in self._agents.values():
+        for agent in listed:
             live = self.is_live(agent["id"], now)
             if not live and not include_lost:
                 continue
@@ -187,16 +272,11 @@ class Hub:
     def sweep(self) -> None:
         """Forget agents gone for long and persist last-seen times."""
         now = time.time()
-        for agent_id in list(self._agents):
-            last = self._seen.get(agent_id) or self._agents[agent_id].get("last_seen", 0.0)
-            if now - max(last, self.started) > self.forget_after:
-                del self._agents[agent_id]
-                self._seen.pop(agent_id, None)
-                self._credentials.pop(agent_id, None)
-                self.store.forget_agent(agent_id)
-                self.store.record(
-                    "hub", "forget", {"idle_seconds": round(now - last)}, agent_id=agent_id
-                )
+        with self._records:
+            for agent_id in list(self._agents):
+                last = self._seen.get(agent_id) or self._agents[agent_id].get("last_seen", 0.0)
+                if now - max(last, self.started) > self.forget_after:
+                    self._forget(agent_id, "forget", {"idle_seconds": round(now - last)})
         dirty, self._seen_dirty = self._seen_dirty, {}
         self.store.touch_agents(dirty)
         self.store.trim_audit(self.audit_max_rows, self.audit_max_age, now)
@@ -204,16 +284,19 @@ class Hub:
     # -- actions for agents ------------------------------------------------------
 
     def desired(self, agent_id: str) -> list[dict[str, Any]]:
-        """The actions an agent should run now (and record late assignments)."""
-        agent = self._agents[agent_id]
+        """The actions an agent should run now (and record late assignments); none for
+        an agent reaped while its poll waited (its next request gets 404)."""
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            return []
         out = []
         for action in self.store.live_actions():
             if parse_selector(action["target"]).matches(agent):
                 out.append({k: v for k, v in action.items() if k not in ("target", "ttl_seconds")})
-                key = (action["id"], agent_id)
-                if key not in self._assigned:
+                sent = self._assigned.setdefault(agent_id, set())
+                if action["id"] not in sent:
                     self.store.assign(action["id"], agent_id)
-                    self._assigned.add(key)
+                    sent.add(action["id"])
         return out
 
     async def poll(self, agent_id: str, version: int, wait: float) -> dict[str, Any]:
@@ -326,7 +409,7 @@ class Hub:
             for action in self.store.live_actions():
                 if action["id"] in rest and parse_selector(action["target"]).matches(agent):
                     self.store.assign(action["id"], agent_id)
-                    self._assigned.add((action["id"], agent_id))
+                    self._assigned.setdefault(agent_id, set()).add(action["id"])
                     allowed.add(action["id"])
         return allowed
 
@@ -336,7 +419,9 @@ class Hub:
         """Live agents a target reaches."""
         now = time.time()
         return [
-            a for a in self._agents.values() if self.is_live(a["id"], now) and selector.matches(a)
+            a
+            for a in list(self._agents.values())
+            if self.is_live(a["id"], now) and selector.matches(a)
         ]
 
     def describe_live(self) -> str:

@@ -20,6 +20,9 @@ KINDS = ("log", "snapshot", "counter", "metric", "duration")
 MAX_COUNT = 2**62
 MAX_TIMESTAMP = 1e11  # seconds since the epoch, about the year 5138
 MAX_LINE = 10**7
+#: Highest per-action rate limit (hits per second): finite, and far above the
+#: agent's engine-wide cap, so "no limit" can be written as a big number.
+MAX_RATE = 1e9
 
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Timestamp = Annotated[float, Field(ge=0, le=MAX_TIMESTAMP)]
@@ -115,7 +118,7 @@ class ActionRequest(BaseModel):
     expression: str | None = Field(default=None, max_length=1000)
     max_hits: int | None = Field(default=None, ge=1, le=100_000)
     ttl_seconds: float = Field(default=3600.0, gt=0, le=MAX_TTL)
-    rate_limit: float | None = Field(default=None, gt=0)
+    rate_limit: float | None = Field(default=None, gt=0, le=MAX_RATE)
     output: Literal["events", "app", "both"] | None = None
     target: str = Field(default="all", max_length=512)
     wait: float = Field(default=2.0, ge=0, le=30)
@@ -165,6 +168,10 @@ def check_with_agent_rules(request: ActionRequest) -> None:
                 raise AgentError(f"watch expression {source!r}: {exc}") from None
     except AgentError as exc:
         raise ValueError(str(exc)) from None
+    except RecursionError:  # the sandbox's compiler recurses once per level of nesting
+        raise ValueError(
+            "an expression is nested too deeply to compile; split it into simpler ones"
+        ) from None
 
 
 def explain(error: Exception) -> str:

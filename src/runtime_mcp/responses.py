@@ -18,12 +18,16 @@ from starlette.responses import JSONResponse
 
 
 class ApiError(Exception):
-    """A request the hub refuses, with its HTTP status and error code."""
+    """A request the hub refuses, with its HTTP status, error code and any headers
+    the refusal carries (``Retry-After`` on a 429)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.headers = headers
 
 
 def finite(value: Any) -> Any:
@@ -48,9 +52,11 @@ class JsonResponse(JSONResponse):
         return text.encode("utf-8", "replace")
 
 
-def error_response(status: int, code: str, message: str) -> JsonResponse:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JsonResponse:
     """The uniform error response."""
-    return JsonResponse({"error": code, "message": message}, status_code=status)
+    return JsonResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
 __all__ = ["ApiError", "JsonResponse", "error_response", "finite"]

@@ -55,6 +55,8 @@ def build(settings: HubSettings, lost_after: float = 15.0, tls: bool = False) ->
         lost_after=lost_after,
         audit_max_rows=settings.audit_max_rows,
         audit_max_age=settings.audit_max_days * 86400,
+        max_agents=settings.max_agents,
+        max_registrations=settings.max_registrations,
     )
     tokens = Tokens(user=settings.user_token, agent=settings.agent_token)
     internal = (
@@ -112,7 +114,7 @@ def serve(
 ) -> int:
     """Run until interrupted; 2 when the settings are refused."""
     host, port, db = settings.host, settings.port, settings.db
-    refusal = settings.check_exposure() or settings.check_retention()
+    refusal = settings.check_exposure() or settings.check_retention() or settings.check_limits()
     if refusal is None:
         try:
             allowed_for(settings)

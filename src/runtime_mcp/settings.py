@@ -1,5 +1,5 @@
 """Hub settings: address, database, tokens, who may address it, audit retention,
-and the exposure rule.
+registration bounds, and the exposure rule.
 
 Every setting has a ``runtime-mcp serve`` flag and an environment variable
 (``RUNTIME_MCP_<NAME>``; lists are comma-separated), the flag winning.
@@ -18,6 +18,12 @@ from runtime_mcp.store import AUDIT_MAX_AGE, AUDIT_MAX_ROWS
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7878
 DEFAULT_HUB_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+#: Registration bounds: agent records kept (live or lost), and new records per
+#: window. 1,000 agents is five times the 200 the ingest benchmark runs; 600 a
+#: minute lets a large fleet restart at once (refused agents retry with backoff).
+MAX_AGENTS = 1000
+MAX_REGISTRATIONS = 600
+REGISTRATION_WINDOW = 60.0
 
 
 def default_db_path() -> Path:
@@ -58,6 +64,10 @@ class HubSettings:
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     audit_max_rows: int = AUDIT_MAX_ROWS
     audit_max_days: float = AUDIT_MAX_AGE / 86400
+    #: Agent records kept, live or lost (``--max-agents``).
+    max_agents: int = MAX_AGENTS
+    #: New agent records per minute (``--max-registrations``).
+    max_registrations: int = MAX_REGISTRATIONS
 
     def check_exposure(self) -> str | None:
         """Why these settings must not start (a public bind without tokens, or one
@@ -83,4 +93,12 @@ class HubSettings:
             return f"--audit-max-rows {self.audit_max_rows}: keep at least 10 audit entries"
         if not 0 < self.audit_max_days <= 36500:
             return f"--audit-max-days {self.audit_max_days:g}: give a number of days above 0"
+        return None
+
+    def check_limits(self) -> str | None:
+        """Why the registration bounds are refused, or None."""
+        if self.max_agents < 1:
+            return f"--max-agents {self.max_agents}: allow at least 1 agent"
+        if self.max_registrations < 1:
+            return f"--max-registrations {self.max_registrations}: allow at least 1 a minute"
         return None

@@ -6,8 +6,13 @@ the hub acknowledged must survive a ``kill -9`` of the hub or a power cut.
 All methods are synchronous and thread-safe (one connection behind a lock);
 the async app calls them from a worker thread. Agents are stored with the
 SHA-256 of their credential, never the credential. The audit trail is
-bounded: ``trim_audit`` keeps rows by count and age, and an agent's state
-changes are audited at most ``AUDITED_STATES`` times per action.
+bounded: ``trim_audit`` keeps rows by count (agents' own entries going first)
+and age, and an agent's state
+changes are audited at most ``AUDITED_STATES`` times per action. So are the
+rows agents leave: each keeps only its newest ``BATCHES_KEPT`` batch numbers,
+and forgetting an agent deletes its record, batch numbers and per-action rows
+(its stored hits stay, under their action's caps); the hub bounds how many
+agent records there are.
 """
 
 from __future__ import annotations
@@ -28,6 +33,14 @@ AUDITED_STATES = 16
 #: Audit retention defaults: the newest rows, none older than the age.
 AUDIT_MAX_ROWS = 100_000
 AUDIT_MAX_AGE = 30 * 86400.0
+#: Longest state texts kept (characters): an agent's own messages are one line,
+#: and a longer one is cut rather than refused, since a refused batch is resent.
+MAX_STATE_MESSAGE = 2000
+MAX_STATE_FILE = 1024
+MAX_STATE_FUNCTION = 512
+#: Batch numbers remembered per agent to drop a resent batch: an agent resends
+#: only its latest unacknowledged batch, so a few suffice.
+BATCHES_KEPT = 64
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -193,6 +206,7 @@ class Store:
         with self._tx() as db:
             db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
             db.execute("DELETE FROM batches WHERE agent_id = ?", (agent_id,))
+            db.execute("DELETE FROM action_agents WHERE agent_id = ?", (agent_id,))
 
     # -- actions ---------------------------------------------------------------
 
@@ -342,6 +356,13 @@ class Store:
             )
             if not cur.rowcount:
                 return 0, True
+            # Measured from the highest number, not this one, so that a batch
+            # numbered far ahead cannot pin older rows in place.
+            db.execute(
+                "DELETE FROM batches WHERE agent_id = ? AND batch <= "
+                "(SELECT MAX(batch) FROM batches WHERE agent_id = ?) - ?",
+                (agent_id, agent_id, BATCHES_KEPT),
+            )
             hit_rows = []
             per_action: dict[str, int] = {}
             for event in events:
@@ -380,6 +401,7 @@ class Store:
     ) -> None:
         action_id = event["action"]
         state = str(event.get("state", ""))
+        message = _cut(event.get("message"), MAX_STATE_MESSAGE) or ""
         prior = db.execute(
             "SELECT state, audited FROM action_agents WHERE action_id = ? AND agent_id = ?",
             (action_id, agent_id),
@@ -397,18 +419,18 @@ class Store:
                 action_id,
                 agent_id,
                 state,
-                str(event.get("message") or ""),
+                message,
                 int(event.get("hits") or 0),
-                event.get("file"),
+                _cut(event.get("file"), MAX_STATE_FILE),
                 event.get("line"),
-                event.get("function"),
+                _cut(event.get("function"), MAX_STATE_FUNCTION),
                 now,
             ),
         )
         audited = prior["audited"] if prior is not None else 0
         if (prior is None or prior["state"] != state) and audited <= AUDITED_STATES:
             if audited < AUDITED_STATES:
-                detail = {"message": event.get("message") or "", "line": event.get("line")}
+                detail = {"message": message, "line": event.get("line")}
                 op = state
             else:
                 detail = {"message": f"more state changes are not audited (cap {AUDITED_STATES})"}
@@ -501,16 +523,31 @@ class Store:
         ]
 
     def trim_audit(self, max_rows: int, max_age: float, now: float | None = None) -> int:
-        """Keep the newest ``max_rows`` audit entries, none older than ``max_age`` seconds;
-        returns how many were deleted."""
+        """Keep at most ``max_rows`` audit entries, none older than ``max_age`` seconds;
+        returns how many were deleted.
+
+        Over the row cap, the oldest entries agents and the hub wrote for themselves
+        (registrations, reaps, state changes) go first: whoever can register cannot
+        push out the record of what people placed and removed.
+        """
         cutoff = (time.time() if now is None else now) - max_age
         with self._tx() as db:
             deleted = db.execute("DELETE FROM audit WHERE ts < ?", (cutoff,)).rowcount
-            row = db.execute(
-                "SELECT seq FROM audit ORDER BY seq DESC LIMIT 1 OFFSET ?", (max_rows,)
-            ).fetchone()
-            if row is not None:
-                deleted += db.execute("DELETE FROM audit WHERE seq <= ?", (row[0],)).rowcount
+            (count,) = db.execute("SELECT COUNT(*) FROM audit").fetchone()
+            excess = count - max_rows
+            if excess > 0:
+                cut = db.execute(
+                    f"DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE {_BY_AGENTS} "
+                    "ORDER BY seq LIMIT ?)",
+                    (excess,),
+                ).rowcount
+                deleted += cut
+                excess -= cut
+            if excess > 0:
+                deleted += db.execute(
+                    "DELETE FROM audit WHERE seq IN (SELECT seq FROM audit ORDER BY seq LIMIT ?)",
+                    (excess,),
+                ).rowcount
         return deleted
 
     def count_audit(self) -> int:
@@ -528,6 +565,18 @@ class Store:
         """Append an audit entry outside the operations that write their own."""
         with self._tx() as db:
             _audit(db, actor, op, action_id, agent_id, detail)
+
+
+#: Audit entries written by agents or by the hub itself, not by people.
+_BY_AGENTS = "(actor = 'hub' OR actor LIKE 'agent:%')"
+
+
+def _cut(text: object, limit: int) -> str | None:
+    """``text`` as a str of at most ``limit`` characters (None stays None)."""
+    if text is None:
+        return None
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _audit(

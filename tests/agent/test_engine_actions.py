@@ -137,6 +137,12 @@ def test_rejected_expression_places_nothing(engine):
         engine.add_log(at("trade_total"), "x", condition="total = 3")
     with pytest.raises(ExpressionError):
         engine.add_log(at("trade_total"), "unclosed {total")
+    # Nested past the compiler's stack: an ExpressionError, not a RecursionError.
+    deep = "-" * 999 + "1"
+    with pytest.raises(ExpressionError, match="nested too deeply"):
+        engine.add_counter(at("trade_total"), condition=deep)
+    with pytest.raises(ExpressionError, match="nested too deeply"):
+        engine.add_log(at("trade_total"), "{" + deep + "}")
     assert engine.actions() == []
 
 
@@ -149,6 +155,8 @@ def test_rejected_expression_places_nothing(engine):
         ({"ttl_seconds": 10**9}, "ttl_seconds"),
         ({"output": "stdout"}, "output"),
         ({"rate_limit": 0}, "rate_limit"),
+        ({"rate_limit": float("inf")}, "rate_limit"),
+        ({"rate_limit": float("nan")}, "rate_limit"),
     ],
 )
 def test_bad_arguments_are_clear_errors(engine, kwargs, message):

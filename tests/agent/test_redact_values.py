@@ -54,6 +54,50 @@ def test_google_api_keys():
     assert masked("AIzaShort not a key") == "AIzaShort not a key"
 
 
+def test_http_auth_schemes_besides_bearer():
+    """What ``Authorization`` holds, copied out of the header under any name."""
+    basic = "dXNlcjpzM2NyZXQtcGFzc3dvcmQ="  # user:s3cret-password
+    assert masked(f"auth Basic {basic} end") == f"auth Basic {X} end"
+    assert masked("Basic YWI6Y2Q=") == f"Basic {X}"  # a:b, short
+    assert masked("basic " + basic) == f"basic {X}"
+    for scheme in ("Token", "ApiKey", "Api-Key", "token"):
+        key = "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"
+        assert masked(f"sent {scheme} {key}") == f"sent {scheme} {X}", scheme
+    negotiate = "YIIGhgYGKwYBBQUCoIIGejCCBnagMDAuBgkqhkiC9xIBAgIGCSqGSIb3EgECAgYK"
+    assert masked(f"Negotiate {negotiate}") == f"Negotiate {X}"
+    assert masked("NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw==") == f"NTLM {X}"
+    # Words after a scheme's name are not credentials.
+    for text in (
+        "Basic authentication failed for bob",
+        "Basic dXNlcm5hbWU=",  # "username": no colon, so no user:password pair
+        "token expired at 12:00; Token refreshed",
+        "Token 2024-01-01T12:00 ApiKey rotation scheduled",
+        "Negotiate authentication is not configured",
+    ):
+        assert masked(text) == text
+
+
+def test_ai_registry_and_mail_keys():
+    keys = (
+        "sk-proj-" + "Ab3dE5fG7h" * 5,  # OpenAI project key
+        "sk-" + "T3BlbkFJ" * 6,  # OpenAI legacy key (48)
+        "sk-ant-api03-" + "Ab3dE5fG7h_-" * 8,  # Anthropic
+        "glpat-" + "xY3zA9bC1dE5fG7hI2jK",  # GitLab personal access token
+        "npm_" + "a1B2c3D4e5" * 3 + "f6G7h8",  # npm
+        "pypi-AgEIcHlwaS5vcmc" + "CJDc2NmEtYjQ4ZC00" * 4,  # PyPI upload token
+        "hf_" + "aBcDeFgHiJkLmNoPqRsTuVwXyZaBcDeFgH",  # Hugging Face (34 letters)
+        "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",  # SendGrid
+    )
+    for key in keys:
+        assert masked(f"using {key} now") == f"using {X} now", key
+    for text in (
+        "pip install scikit-learn; sk-learn is a typo",
+        "npm_config_cache=/tmp/npm hf_hub_download(repo) glpat- pypi-server",
+        "task-runner sk-1 sk-2 SG.a.b",
+    ):
+        assert masked(text) == text
+
+
 def test_aws_access_key_ids():
     assert masked("id AKIAIOSFODNN7EXAMPLE end") == f"id {X} end"
     assert masked("id ASIAIOSFODNN7EXAMPLE end") == f"id {X} end"

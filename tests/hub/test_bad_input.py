@@ -110,6 +110,65 @@ def test_out_of_range_integers_and_deep_nesting_are_refused(shared_hub, fake):
         assert http.get("/healthz").status_code == 200
 
 
+def test_deeply_nested_expressions_are_a_400_not_a_500(shared_hub, fake):
+    """Found by the attack pass: a 1,000-deep expression made the sandbox's compiler
+    overflow the stack, and the hub answered 500."""
+    target = {"target": f"agent:{fake.id}", "wait": 0}
+    deep = "-" * 999 + "1"
+    cases = [
+        {"kind": "counter", "location": "x.py:1", "condition": "1+" * 499 + "1"},
+        {"kind": "counter", "location": "x.py:1", "condition": deep},
+        {"kind": "metric", "location": "x.py:1", "expression": deep},
+        {"kind": "snapshot", "location": "x.py:1", "watch": [deep]},
+        {"kind": "log", "location": "x.py:1", "message": "{" + deep + "}"},
+    ]
+    with shared_hub.client() as http:
+        for body in cases:
+            assert_4xx(http.post("/v1/actions", json={**body, **target}), 400, "nested too deeply")
+
+
+def test_rate_limits_must_be_finite_and_bounded(shared_hub, fake):
+    """Found by the attack pass: ``"rate_limit": "inf"`` was stored as Infinity and sent
+    to agents as the string "inf"."""
+    body = {"kind": "log", "location": "x.py:1", "message": "m", "target": f"agent:{fake.id}"}
+    with shared_hub.client() as http:
+        for value in ("inf", "Infinity", 1e308, 10**10):
+            assert_4xx(
+                http.post("/v1/actions", json={**body, "rate_limit": value}), 400, "rate_limit"
+            )
+
+
+def test_long_state_texts_are_cut_before_they_are_stored(shared_hub, fake):
+    """Found by the attack pass: a state event's message, file and function were stored
+    and audited whole (900 kB a row). Cut, not refused: a refused batch is resent."""
+    with shared_hub.client() as http:
+        action = http.post(
+            "/v1/actions",
+            json={"kind": "counter", "location": "x.py:1", "target": f"agent:{fake.id}", "wait": 0},
+        ).json()["action"]
+    event = {
+        "type": "state",
+        "action": action["id"],
+        "state": "error",
+        "message": "m" * 300_000,
+        "file": "f" * 300_000,
+        "function": "g" * 300_000,
+    }
+    with fake.client() as as_agent:
+        reply = as_agent.post(
+            f"/v1/agents/{fake.id}/events",
+            json={"batch": 900_001, "events": [event]},
+        )
+    assert reply.status_code == 200, reply.text
+    with shared_hub.client() as http:
+        [row] = http.get(f"/v1/actions/{action['id']}").json()["action"]["agents"]
+        audit = http.get("/v1/audit", params={"action": action["id"]}).json()["audit"]
+    assert row["state"] == "error"
+    assert row["message"].startswith("mmm") and len(row["message"]) <= 2100
+    assert len(row["file"]) <= 1100 and len(row["function"]) <= 600
+    assert all(len(json.dumps(entry)) < 5000 for entry in audit)
+
+
 def test_non_ascii_bearer_tokens_get_401(tmp_path, processes):
     hub = HubProcess(tmp_path, token="user-secret", agent_token="agent-secret").start()
     processes.append(hub)

@@ -8,6 +8,12 @@ atomic in CPython). Every hit is timed for the CPU budget (a counter with no
 condition reads no clock and is charged a fixed bound of its cost instead),
 and a hook switches its action off as soon as it goes past the ceiling the
 engine set at its last tick; the engine then pauses it.
+
+Status texts leave the process like events do: every state message, and the
+reason a failing condition or metric shows meanwhile, is masked by the
+engine's redactor (``Host.mask``), with the secrets of the hit that failed
+when there is one, so ``key 'hunter2...' not found`` never names a value the
+same hit's snapshot would redact.
 """
 
 from __future__ import annotations
@@ -67,6 +73,30 @@ class Host:
         self.emit_control = emit_control
         self.retire = retire
         self.locals_hazard = locals_hazard
+        # The last text masked with no secrets of a hit, and its masked form: a
+        # condition failing on every hit repeats its reason (one tuple, so a
+        # thread never sees a text with another's mask).
+        self._last_masked = ("", "")
+
+    def mask(
+        self, text: str, code: CodeType | None = None, f_locals: Mapping[str, Any] | None = None
+    ) -> str:
+        """A status or error ``text`` as it may leave the process: the redactor's
+        patterns masked and, given a hit's ``code`` and ``f_locals``, the values of
+        that frame's sensitive-named locals too (as in that hit's events)."""
+        if not text:
+            return text
+        try:
+            redactor = self.redactor
+            if code is not None and f_locals is not None and redactor.sensitive_locals(code):
+                return redactor.mask_text(text, redactor.event_secrets(code, f_locals))
+            last, masked = self._last_masked
+            if text != last:
+                masked = redactor.mask_text(text)
+                self._last_masked = (text, masked)
+            return masked
+        except Exception:  # never let a message escape unmasked
+            return "<message withheld: it could not be masked>"
 
 
 def truth(value: object) -> bool:
@@ -132,6 +162,7 @@ class Action:
 
     def set_state(self, new: str, message: str = "") -> bool:
         """Move to ``new`` and report it; False when already in a final state."""
+        message = self.host.mask(message)
         if self.state in state.FINAL or (self.state == new and self.message == message):
             return False
         self.state, self.message = new, message
@@ -219,7 +250,7 @@ class Action:
                     if held is not True and (held is False or not truth(held)):
                         return True
                 except EvaluationFailure as exc:
-                    failed("condition", exc)
+                    failed("condition", exc, frame.f_code, f_locals)
                     return action.live
                 if action._failures:
                     action._failures = 0
@@ -266,7 +297,7 @@ class Action:
             except RecursionError:  # the host is near its limit: skip this hit only
                 return True
             except Exception as exc:  # a bug of ours must never reach the host
-                action._broken(exc)
+                action._broken(exc, frame)
                 return False
             finally:
                 spent = action._cpu + (perf() - start)
@@ -295,18 +326,29 @@ class Action:
             self._rate_used += 1
         return True
 
-    def _failed(self, what: str, exc: EvaluationFailure) -> None:
+    def _failed(
+        self,
+        what: str,
+        exc: EvaluationFailure,
+        code: CodeType | None = None,
+        f_locals: Mapping[str, Any] | None = None,
+    ) -> None:
+        """One failed evaluation at a hit of ``code`` (whose locals are ``f_locals``)."""
         self._failures += 1
         reason = f"{what} {exc}" if isinstance(exc, NotEvaluated) else f"{what} failed: {exc}"
+        reason = self.host.mask(reason, code, f_locals)
         if self._failures >= MAX_CONSECUTIVE_FAILURES:
             self.set_state(state.ERROR, f"{reason} ({self._failures} times in a row)")
         elif self.message != reason and self.state == state.INSTALLED:
             # Shown in status while the action goes on trying.
             self.message = reason
 
-    def _broken(self, exc: BaseException) -> None:
+    def _broken(self, exc: BaseException, frame: FrameType | None = None) -> None:
         try:
-            self.set_state(state.ERROR, f"internal error: {type(exc).__name__}: {exc}")
+            text = f"internal error: {type(exc).__name__}: {exc}"
+            if frame is not None:
+                text = self.host.mask(text, frame.f_code, frame.f_locals)
+            self.set_state(state.ERROR, text)
         except Exception:
             self.live = False
 
@@ -417,7 +459,7 @@ class MetricAction(Action):
         try:
             value = self.expression.evaluate(f_locals, frame.f_globals)
         except EvaluationFailure as exc:
-            self._failed("expression", exc)
+            self._failed("expression", exc, frame.f_code, f_locals)
             return
         if type(value) not in _NUMBER:
             self._failed(
@@ -453,11 +495,12 @@ class DurationAction(Action):
         start = _perf()
         try:
             if self.condition is not None:
+                f_locals = frame.f_locals
                 try:
-                    if not truth(self.condition.evaluate(frame.f_locals, frame.f_globals)):
+                    if not truth(self.condition.evaluate(f_locals, frame.f_globals)):
                         return
                 except EvaluationFailure as exc:
-                    self._failed("condition", exc)
+                    self._failed("condition", exc, frame.f_code, f_locals)
                     return
             if len(self._open) >= MAX_OPEN_FRAMES:
                 self._open.clear()

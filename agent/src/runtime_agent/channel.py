@@ -16,6 +16,12 @@ While the hub is unreachable it backs off exponentially with jitter; actions
 keep running until they expire and their events queue up (bounded by the
 engine's outbox) until the hub is back. A batch is resent until the hub
 acknowledges it, under the same batch number, so nothing is stored twice.
+Batches stay under the hub's body limits (1 MiB compressed, 8 MiB inflated):
+at most ``MAX_BATCH`` events and about ``MAX_BATCH_BYTES`` of JSON, so even
+text that does not compress fits. A batch the hub still will not take as it
+is (413, or 400: an event it refuses) is split in halves, sent in turn, down
+to single events; a single event refused is dropped and counted in the next
+batch's ``dropped``, so one bad batch never holds up every later event.
 """
 
 from __future__ import annotations
@@ -36,12 +42,17 @@ from runtime_agent._version import VERSION as AGENT_VERSION
 from runtime_agent.config import AgentConfig
 from runtime_agent.engine import Engine
 from runtime_agent.errors import ActionNotFound, AgentError
-from runtime_agent.hubclient import HubConnection, HubError
+from runtime_agent.hubclient import HubConnection, HubError, encode
 
 PROTOCOL = 1
 POLL_WAIT = 10.0
 UPLOAD_EVERY = 0.05
 MAX_BATCH = 500
+#: JSON bytes per batch, under the hub's 1 MiB compressed limit even when gzip
+#: cannot shrink the text (random identifiers, already compressed data).
+MAX_BATCH_BYTES = 900 << 10
+#: What a log, state or metric event adds to a batch besides its message.
+_EVENT_OVERHEAD = 512
 BACKOFF_START = 0.25
 BACKOFF_MAX = 30.0
 
@@ -65,6 +76,8 @@ class Channel:
         self._batch_no = 0
         self._pending: dict[str, Any] | None = None
         self._dropped_seen = 0
+        #: Events the hub refused one by one (dropped, reported as dropped).
+        self._refused_events = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._poll = HubConnection(config.hub)
@@ -254,7 +267,7 @@ class Channel:
                     "action": action_id,
                     "ts": time.time(),
                     "state": "error",
-                    "message": str(exc),
+                    "message": self._masked(str(exc)),
                     "hits": 0,
                 }
             )
@@ -266,7 +279,7 @@ class Channel:
                     "ts": time.time(),
                     "state": "error",
                     "hits": 0,
-                    "message": f"invalid action: {type(exc).__name__}: {exc}",
+                    "message": self._masked(f"invalid action: {type(exc).__name__}: {exc}"),
                 }
             )
 
@@ -286,41 +299,92 @@ class Channel:
                 blocklist=self.engine.blocklist,
             )
         except AgentError as exc:
-            answer["error"] = str(exc)
+            answer["error"] = self._masked(str(exc))
         except Exception as exc:
-            answer["error"] = f"{type(exc).__name__}: {exc}"
+            answer["error"] = self._masked(f"{type(exc).__name__}: {exc}")
         self._upload.request(
             "POST", f"/v1/agents/{self.agent_id}/answers", answer, token=self._credential
         )
 
+    def _masked(self, text: str) -> str:
+        """An error text for the hub, masked by the engine's redactor: an exception
+        raised from the host's code (a module, a loader) may carry a secret."""
+        try:
+            return self.engine.redactor.mask_text(text)
+        except Exception:
+            return "<error withheld: it could not be masked>"
+
     # -- events ----------------------------------------------------------------
 
     def _ship(self, force: bool = False) -> None:
-        """Upload the pending batch, or a new one if there are events."""
+        """Upload the pending batch, or a new one if there are events; with ``force``,
+        until nothing is left."""
+        while self._ship_once() and force:
+            if not (self._reports or self.engine.stats()["queued_events"]):
+                return
+
+    def _ship_once(self) -> bool:
+        """Send one batch; False when there was none to send."""
         if self.agent_id is None:
-            return
+            return False
         if self._pending is None:
             events = self._reports + self.engine.drain()
             self._reports = []
             if not events:
-                return
+                return False
             stats = self.engine.stats()
-            dropped = stats["dropped_overflow"] + stats["dropped_rate"]
+            dropped = stats["dropped_overflow"] + stats["dropped_rate"] + self._refused_events
             self._batch_no += 1
+            fits = _fitting(events)
             self._pending = {
                 "protocol": PROTOCOL,
                 "batch": self._batch_no,
                 "dropped": dropped - self._dropped_seen,
-                "events": events[:MAX_BATCH],
+                "events": events[:fits],
             }
             self._dropped_seen = dropped
-            self._reports = events[MAX_BATCH:]  # shipped in the next batch
-        self._upload.request(
-            "POST", f"/v1/agents/{self.agent_id}/events", self._pending, token=self._credential
-        )
+            self._reports = events[fits:]  # shipped in the next batch
+        try:
+            self._upload.request(
+                "POST", f"/v1/agents/{self.agent_id}/events", self._pending, token=self._credential
+            )
+        except HubError as exc:
+            if exc.status not in (400, 413):
+                raise  # the hub is away or forgot us: resend this batch as it is later
+            self._refused(exc)
+            return True
         self._pending = None
-        if force and (self._reports or self.engine.stats()["queued_events"]):
-            self._ship(force=True)
+        return True
+
+    def _refused(self, exc: HubError) -> None:
+        """The hub will never take the pending batch as it is: keep its first half
+        pending (the hub stored nothing, so under the same number) and put the rest
+        back in front of the queue; a single event is dropped and counted."""
+        pending = self._pending
+        assert pending is not None
+        events = pending["events"]
+        if len(events) > 1:
+            half = len(events) // 2
+            pending["events"] = events[:half]
+            self._reports[:0] = events[half:]
+            return
+        self._refused_events += 1
+        self._pending = None
+        self.last_error = f"the hub refused an event ({exc}); dropped it"
+
+
+def _fitting(events: list[dict[str, Any]]) -> int:
+    """How many of ``events``, from the first, make one batch (at least one)."""
+    size = 0
+    for n, event in enumerate(events[:MAX_BATCH]):
+        if event.get("type") == "snapshot":  # the large ones: measure
+            size += len(encode(event))
+        else:  # a log line, a state or a metric: their text is the variable part
+            message = event.get("message")
+            size += _EVENT_OVERHEAD + (len(message) if type(message) is str else 0)
+        if size > MAX_BATCH_BYTES and n:
+            return n
+    return min(len(events), MAX_BATCH)
 
 
 _Placer = Callable[..., Any]

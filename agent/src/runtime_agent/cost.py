@@ -23,7 +23,16 @@ constants are upper bounds of what was measured, rounded up.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
+
+#: One evaluation's state, ``[steps, secrecy rule, bytes]``: ``B[0]`` the work
+#: steps left (int), ``B[1]`` the ``secrecy.Secrecy`` rule the evaluation runs
+#: under (None until it sets its own), ``B[2]`` the bytes of results left (int).
+#: A list, not a class, because the sandbox's hot paths index it with constant
+#: subscripts and update it in place (``B[0] -= n``); no ``list[...]`` form can
+#: type its slots one by one, so the alias names the shape and this comment
+#: states it. Every ``B`` parameter of ``safeops`` and ``sandbox`` is one.
+Budget: TypeAlias = list[Any]
 
 #: Work units per evaluation: one per AST node, one per element iterated or
 #: checked, and the cost of sized operations (below) in the same unit.
@@ -53,7 +62,7 @@ _POINTER: Final = 8
 _HASHED_SLOT: Final = 64  # a set or dict entry, table overhead included
 
 
-def new_budget() -> list[Any]:
+def new_budget() -> Budget:
     """A fresh ``[steps, secrecy rule, bytes]`` budget for one evaluation (or
     one hit's evaluations); each evaluation sets its own rule in the middle."""
     return [WORK_BUDGET, None, MEMORY_BUDGET]
@@ -161,6 +170,7 @@ __all__ = [
     "NODE_BYTES",
     "NS_PER_STEP",
     "WORK_BUDGET",
+    "Budget",
     "bytes_bytes",
     "divide",
     "hashed_bytes",

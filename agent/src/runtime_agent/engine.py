@@ -55,6 +55,7 @@ MAX_WATCH = 20
 TICK_SECONDS = 0.2
 OUTPUTS = ("events", "app", "both")
 BLOCKLIST_ENV = locate.BLOCKLIST_ENV
+_TOO_DEEP = "nested too deeply to compile; split it into simpler expressions"
 
 
 class _Site:
@@ -151,7 +152,10 @@ class Engine:
         """
         if output not in OUTPUTS:
             raise AgentError(f"output must be one of {', '.join(OUTPUTS)}, not {output!r}")
-        template = Template(message, self.redactor)
+        try:
+            template = Template(message, self.redactor)
+        except RecursionError:  # the compiler recurses once per level of nesting
+            raise ExpressionError(f"a field of the log message is {_TOO_DEEP}") from None
         return self._place(
             LogAction,
             location,
@@ -365,6 +369,8 @@ class Engine:
             return compile_expression(source, redactor=self.redactor, use=use)
         except ExpressionError as exc:
             raise ExpressionError(f"{what} {source!r}: {exc}") from None
+        except RecursionError:  # the compiler recurses once per level of nesting
+            raise ExpressionError(f"{what} is {_TOO_DEEP}") from None
 
     def _place(
         self,
@@ -720,7 +726,11 @@ def _check_ttl(value: float | None) -> float:
 def _check_rate(value: float | None, default: float | None) -> float | None:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value < float("inf")  # NaN fails both
+    ):
         raise AgentError(f"rate_limit must be a positive number of hits per second, got {value!r}")
     return float(value)
 

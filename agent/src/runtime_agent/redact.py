@@ -30,10 +30,22 @@ By value
     - ``Bearer <token>``; a JWT (``eyJ...eyJ...``); a PEM or PGP private key
       block (to the end of the text when the block is cut); the password in
       a URL (``postgres://user:pw@host``);
+    - the other credentials an ``Authorization`` header carries, wherever
+      they were copied: ``Basic <base64>`` when it decodes to
+      ``user:password``, and ``Token``, ``ApiKey``/``Api-Key``,
+      ``Negotiate``, ``NTLM`` followed by 16 or more characters mixing
+      letters and digits (so ``Basic authentication failed`` and ``token
+      expired`` stay); the scheme names as clients write them (``Basic``,
+      ``basic``, ``Token``, ``token``, ``ApiKey``, ``Api-Key``, ``Negotiate``,
+      ``NTLM``), not every casing;
     - vendor key formats: Slack (``xox[abposr]-``, ``xapp-``), GitHub
       (``ghp_ gho_ ghu_ ghs_ ghr_`` + 36, ``github_pat_``), Stripe
       (``sk_live_ rk_live_ sk_test_ rk_test_``, ``whsec_``), Google
-      (``AIza`` + 35), AWS access key ids (``AKIA``/``ASIA`` + 16);
+      (``AIza`` + 35), AWS access key ids (``AKIA``/``ASIA`` + 16), OpenAI
+      and Anthropic (``sk-``, ``sk-proj-``, ``sk-ant-``... + 20 or more
+      characters with upper and lower case and a digit), GitLab
+      (``glpat-``), npm (``npm_`` + 36), PyPI (``pypi-AgEIcHlwaS5vcmc...``),
+      Hugging Face (``hf_`` + 34), SendGrid (``SG.<22>.<43>``);
     - AWS secret access keys: 40 characters of base64 alphabet, mixed case
       and a digit, *only* in text that also holds an AWS access key id (a
       bare 40-character string is as likely a hash or an id); next to a
@@ -52,6 +64,15 @@ Secrets that travel
     characters travel, so a short ``pin = "12"`` does not blank every ``12``
     of the event; ints travel as their decimal text and hide equal ints.
 
+Status and error texts
+    What the agent says about an action goes out through the same
+    :meth:`Redactor.mask_text`: every state message, the reason a failing
+    condition or metric shows (with the failing hit's secrets, so
+    ``key 'hunter2...' not found`` does not name the value of a ``password``
+    local), a snapshot's watch errors (``EventSecrets.scrub``), and the
+    channel's placement and ``get_source`` errors, which may quote an
+    exception from the host's code (``actions.Host.mask``, ``channel``).
+
 Cost: text shorter than 13 characters is returned at once (when the owner
 has no patterns); otherwise cheap substring checks decide whether any
 regular expression runs at all (see ``benchmarks/bench_redact.py``).
@@ -62,6 +83,7 @@ caller can lift them.
 
 from __future__ import annotations
 
+import binascii
 import itertools
 import logging
 import os
@@ -128,6 +150,46 @@ _SLACK = re.compile(r"(?<![A-Za-z0-9])(?:xox[abposr]|xapp)-[0-9A-Za-z-]{10,250}"
 _GITHUB = re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_\w{22,244})")
 _STRIPE = re.compile(r"(?<![A-Za-z0-9_])(?:[sr]k_(?:live|test)_[0-9A-Za-z]{10,247}|whsec_\w{20,})")
 _GOOGLE = re.compile(r"AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])")
+# OpenAI and Anthropic keys; the masker asks for both cases and a digit, so a
+# kebab-case name after "sk-" is not one.
+_SK_DASH = re.compile(r"sk-(?<![A-Za-z0-9_-]sk-)[A-Za-z0-9_-]{20,400}(?![A-Za-z0-9_-])")
+# Keys known by a prefix alone: GitLab, npm, PyPI (a macaroon whose base64
+# starts with "pypi.org"), Hugging Face, SendGrid. The lookaheads on first
+# letters let the engine skip ahead.
+_PREFIXED = re.compile(
+    r"(?=[gnphS])(?<![A-Za-z0-9_.-])(?:glpat-[0-9A-Za-z_-]{20,250}|npm_[A-Za-z0-9]{36}"
+    r"|pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}|hf_[A-Za-z0-9]{34,40}"
+    r"|SG\.[\w-]{22}\.[\w-]{43})(?![A-Za-z0-9_-])"
+)
+# Credentials after an HTTP auth scheme other than Bearer (see the docstring);
+# the masker tells a credential from the words of a sentence. One pattern per
+# scheme, each starting with a literal found by a substring test first, so the
+# engine jumps from one occurrence to the next instead of trying every
+# position; past Basic, a credential holds a digit, so "token refreshed" fails
+# in the engine without calling the masker.
+_SCHEMES: tuple[tuple[str, re.Pattern[str], bool], ...] = tuple(
+    (
+        literal + " ",
+        re.compile(
+            literal
+            + behind
+            + r"[ \t]+(?!<redacted>)"
+            + ("" if literal == "asic" else r"(?=[A-Za-z._~+/=-]{0,4096}[0-9])")
+            + r"([A-Za-z0-9._~+/=-]{8,4096})(?![A-Za-z0-9._~+/=-])"
+        ),
+        literal == "asic",
+    )
+    for literal, behind in (
+        ("asic", r"(?<=[Bb]asic)(?<![\w-][Bb]asic)"),
+        ("oken", r"(?<=[Tt]oken)(?<![\w-][Tt]oken)"),
+        ("Key", r"(?:(?<=[Aa]piKey)(?<![\w-][Aa]piKey)|(?<=Api-Key)(?<![\w-]Api-Key))"),
+        ("egotiate", r"(?<=Negotiate)(?<![\w-]Negotiate)"),
+        ("NTLM", r"(?<![\w-]NTLM)"),
+    )
+)
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+#: Shortest credential after Token, ApiKey, Negotiate or NTLM.
+_MIN_SCHEME_CREDENTIAL = 16
 
 # Labels: "name=", "name: ", "'name': ", "'name', " (a header pair). They are
 # found in the *reversed* text, where each starts with its separator: the
@@ -345,6 +407,27 @@ class Redactor:
             text = _sub(_STRIPE, text, record)
         if "AIza" in text:
             text = _sub(_GOOGLE, text, record)
+        # Grouped by the character every prefix holds: a line with no dash or
+        # underscore (most of them) pays one search instead of five.
+        dash, under = "-" in text, "_" in text
+        if dash and "sk-" in text:
+            text = _SK_DASH.sub(_mixed_key_masker(record), text)
+        if (
+            (dash and ("glpat-" in text or "pypi-" in text))
+            or (under and ("npm_" in text or "hf_" in text))
+            or "SG." in text
+        ):
+            text = _sub(_PREFIXED, text, record)
+        if (
+            "asic " in text
+            or "oken " in text
+            or "Key " in text
+            or "egotiate " in text
+            or "NTLM " in text
+        ):
+            for literal, scheme, basic in _SCHEMES:
+                if literal in text:
+                    text = scheme.sub(_scheme_masker(record, basic), text)
         if _digit_count(text) >= _MIN_CARD_DIGITS:
             text = _CARD.sub(_card_masker(record), text)
         return text
@@ -433,6 +516,52 @@ def _aws_secret_masker(record: Record | None) -> Callable[[re.Match[str]], str]:
         if record is not None:
             record(text)
         return REDACTED
+
+    return mask
+
+
+def _mixed(text: str) -> bool:
+    """Upper and lower case letters and a digit: the mark of a random key, not a word."""
+    return not text.isupper() and not text.islower() and any(c.isdigit() for c in text)
+
+
+def _mixed_key_masker(record: Record | None) -> Callable[[re.Match[str]], str]:
+    def mask(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if not _mixed(text[3:]):
+            return text
+        if record is not None:
+            record(text)
+        return REDACTED
+
+    return mask
+
+
+def _is_basic_credential(text: str) -> bool:
+    """Whether ``text`` is base64 of ``user:password`` (what ``Basic`` carries)."""
+    if _BASE64.fullmatch(text) is None:
+        return False
+    try:
+        raw = binascii.a2b_base64(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    user, colon, _ = raw.partition(b":")
+    return bool(colon) and all(32 <= b < 127 for b in user)
+
+
+def _scheme_masker(record: Record | None, basic: bool) -> Callable[[re.Match[str]], str]:
+    def mask(match: re.Match[str]) -> str:
+        credential = match.group(1)
+        if basic:
+            if not _is_basic_credential(credential):
+                return match.group(0)
+        elif len(credential) < _MIN_SCHEME_CREDENTIAL or not (
+            any(c.isdigit() for c in credential) and any(c.isalpha() for c in credential)
+        ):
+            return match.group(0)
+        if record is not None:
+            record(credential)
+        return match.group(0)[: match.start(1) - match.start()] + REDACTED
 
     return mask
 
@@ -623,6 +752,9 @@ class EventSecrets:
         out = dict(node)
         if type(value) is str:
             out["value"] = self.mask(value)
+        reason = node.get("notCaptured")  # a watch's error may quote what it read
+        if type(reason) is str:
+            out["notCaptured"] = self.mask(reason)
         for key in ("fields", "attributes", "items", "entries", "args", "cause", "context"):
             if key in out:
                 out[key] = self._scrub(out[key], depth + 1)
