@@ -24,6 +24,7 @@ from runtime_agent import state
 from runtime_agent.aggregate import Aggregate
 from runtime_agent.locate import Blocklist
 from runtime_agent.redact import Redactor
+from runtime_agent.safeops import truth
 from runtime_agent.sandbox import EvaluationFailure, Expression, NotEvaluated
 from runtime_agent.snapshot import take_snapshot
 
@@ -43,7 +44,6 @@ BARE_COUNTER_COST = 0.5e-6
 DYNAMIC_LOGGER = logging.getLogger("runtime_agent.dynamic")
 
 _perf = time.perf_counter
-_BUILTIN_TRUTH = frozenset({bool, int, float, str, bytes, type(None), list, tuple, dict, set})
 _NUMBER = frozenset({int, float, bool})
 
 
@@ -67,20 +67,6 @@ class Host:
         self.emit_control = emit_control
         self.retire = retire
         self.locals_hazard = locals_hazard
-
-
-def truth(value: object) -> bool:
-    """A condition's truth without calling user ``__bool__``/``__len__``."""
-    if value is True:
-        return True
-    if value is False or value is None:
-        return False
-    kind = type(value)
-    if kind in _BUILTIN_TRUTH:
-        return bool(value)
-    if getattr(kind, "__bool__", None) is None and getattr(kind, "__len__", None) is None:
-        return True
-    raise NotEvaluated(f"truth of a {kind.__name__}: not evaluated, it could run its code")
 
 
 class Action:
@@ -205,6 +191,7 @@ class Action:
         counter = self._counter
         limit = self.max_hits if self.max_hits is not None else sys.maxsize
         evaluate = self.condition.evaluate if self.condition is not None else None
+        where = self.condition.source if self.condition is not None else ""
         record = None if type(self).record is Action.record else self.record
         perf = _perf
         failed = self._failed
@@ -216,7 +203,7 @@ class Action:
                 f_locals = frame.f_locals
                 try:
                     held = evaluate(f_locals, frame.f_globals)
-                    if held is not True and (held is False or not truth(held)):
+                    if held is not True and (held is False or not truth(held, where)):
                         return True
                 except EvaluationFailure as exc:
                     failed("condition", exc)
@@ -454,7 +441,8 @@ class DurationAction(Action):
         try:
             if self.condition is not None:
                 try:
-                    if not truth(self.condition.evaluate(frame.f_locals, frame.f_globals)):
+                    held = self.condition.evaluate(frame.f_locals, frame.f_globals)
+                    if not truth(held, self.condition.source):
                         return
                 except EvaluationFailure as exc:
                     self._failed("condition", exc)
@@ -527,5 +515,4 @@ __all__ = [
     "LogAction",
     "MetricAction",
     "SnapshotAction",
-    "truth",
 ]
