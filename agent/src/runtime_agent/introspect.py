@@ -454,9 +454,7 @@ exc_args: Final[Callable[[BaseException], Any]] = _EXC["args"].__get__
 exc_traceback: Final[Callable[[BaseException], Any]] = _EXC["__traceback__"].__get__
 exc_cause: Final[Callable[[BaseException], Any]] = _EXC["__cause__"].__get__
 exc_context: Final[Callable[[BaseException], Any]] = _EXC["__context__"].__get__
-exc_suppress_context: Final[Callable[[BaseException], Any]] = _EXC[
-    "__suppress_context__"
-].__get__
+exc_suppress_context: Final[Callable[[BaseException], Any]] = _EXC["__suppress_context__"].__get__
 
 
 def _members(owner: type, *names: str) -> tuple[Callable[[Any], Any], ...]:

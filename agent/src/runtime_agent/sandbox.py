@@ -312,6 +312,7 @@ def _entry(
 
 # -- scopes --------------------------------------------------------------------
 
+
 #: 3.13's view of a function frame's locals (``frame.f_locals``): C code that
 #: reads the frame, trusted like a dict.
 def _function_locals_type() -> type:
