@@ -90,7 +90,7 @@ class Base(metaclass=Meta):
 
 
 class Child(Base):
-    __slots__ = ("b", "a", "__weird__")
+    __slots__ = ("b", "a", "__weird__")  # noqa: RUF023 - the declared order is the point
 
     def method(self) -> int:
         return 1

@@ -24,7 +24,7 @@ from runtime_agent import state
 from runtime_agent.aggregate import Aggregate
 from runtime_agent.locate import Blocklist
 from runtime_agent.redact import Redactor
-from runtime_agent.safeops import truth
+from runtime_agent.safeops import an, truth
 from runtime_agent.sandbox import EvaluationFailure, Expression, NotEvaluated
 from runtime_agent.snapshot import take_snapshot
 
@@ -44,7 +44,8 @@ BARE_COUNTER_COST = 0.5e-6
 DYNAMIC_LOGGER = logging.getLogger("runtime_agent.dynamic")
 
 _perf = time.perf_counter
-_NUMBER = frozenset({int, float, bool})
+#: By id: hashing a class could run its metaclass's __hash__.
+_NUMBER = frozenset(map(id, (int, float, bool)))
 
 
 class Host:
@@ -406,12 +407,10 @@ class MetricAction(Action):
         except EvaluationFailure as exc:
             self._failed("expression", exc)
             return
-        if type(value) not in _NUMBER:
+        if id(type(value)) not in _NUMBER:
             self._failed(
                 "expression",
-                EvaluationFailure(
-                    f"{self.expression.source} is a {type(value).__name__}, not a number"
-                ),
+                EvaluationFailure(f"{self.expression.source} is {an(type(value))}, not a number"),
             )
             return
         self.aggregate.add(float(value))

@@ -387,6 +387,29 @@ ARGS_GET: Final = introspect.exc_args
 _FACTORY_GET: Final = collections.defaultdict.__dict__["default_factory"].__get__
 
 
+# Builtins whose C code, on a subclass, calls the subclass's own dunders for
+# more than the container protocol (probed on 3.10 to 3.13 with recording
+# subclasses): set's repr iterates it, deque's ==, <, repr, + and * iterate it
+# and + and * build a new instance of the subclass, dict's | reads items
+# through __getitem__, and OrderedDict's repr (3.12+) and | too.
+_REACHED_BY_C: Final[dict[int, dict[str, int]]] = {
+    id(set): {"__iter__": DISPLAY, "__len__": DISPLAY},
+    id(frozenset): {"__iter__": DISPLAY, "__len__": DISPLAY},
+    id(collections.deque): {
+        "__iter__": EQ | ORDER | ARITH | DISPLAY,
+        "__len__": ARITH | DISPLAY,
+        "__init__": ARITH,
+        "__new__": ARITH,
+    },
+    id(dict): {"__getitem__": ARITH},
+    id(collections.OrderedDict): {
+        "__getitem__": ARITH | DISPLAY,
+        "__init__": ARITH,
+        "__new__": ARITH,
+    },
+    id(collections.defaultdict): {"__getitem__": ARITH, "__init__": ARITH, "__new__": ARITH},
+}
+
 # id(type) -> (type, mro, (namespace, size) of its untrusted classes, info)
 _INFO: dict[int, tuple[type, tuple[type, ...], tuple[tuple[Any, int], ...], Info]] = {}
 
@@ -450,6 +473,7 @@ def _classify(mro: tuple[type, ...]) -> Info:
         dirty |= bits
 
     own: list[tuple[str, str]] = []
+    reached = _REACHED_BY_C.get(id(base))
     for klass in untrusted:
         name_k = tname(klass)
         if not introspect.is_heap_type(klass):
@@ -460,6 +484,8 @@ def _classify(mro: tuple[type, ...]) -> Info:
             continue
         for name, value in _TYPE_DICT(klass).items():
             if name[:2] == "__" and name[-2:] == "__":
+                if reached is not None and name in reached:
+                    mark(reached[name], f"{name_k}.{name}, which {tname(base)}'s own code calls,")
                 if name in _HARMLESS:
                     continue
                 if name == "__hash__" and value is None:
@@ -1774,7 +1800,7 @@ def _round(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) 
     n = _index(nd, where)
     if abs(n) > MAX_NDIGITS:
         too_big(where, f"round() to {n} digits is limited to +-{MAX_NDIGITS}")
-    if n < 0 and type(v) in _INT_BASES:
+    if n < 0 and (type(v) is int or type(v) is bool):
         ten = 4 * -n  # bits of 10 ** -n, rounded up
         charge(B, cost.power(ten, -n) + cost.divide(_bits(v), ten), where)
         produce(B, 2 * cost.int_bytes(max(_bits(v), ten)), where)
@@ -1971,7 +1997,7 @@ def _divmod(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str)
     flags = _number(a, where, "divmod", (_dt.timedelta,)) | _number(
         b, where, "divmod", (_dt.timedelta,)
     )
-    if type(a) in _INT_BASES and type(b) in _INT_BASES:
+    if (type(a) is int or type(a) is bool) and (type(b) is int or type(b) is bool):
         _int_cost("//", a, b, B, where)
         produce(B, cost.int_bytes(_bits(b)), where)  # the remainder
     if flags:
@@ -2301,7 +2327,8 @@ def _join_method(owner: type) -> Method:
         count = 0
         wide = False
         for e in elements:
-            if type(e) not in want:
+            te = type(e)
+            if not is_in(te, want):  # `in` would compare classes with ==
                 raise EvaluationFailure(
                     f"{where}: join() takes {tname(want[0])} elements only, got {an(type(e))}"
                 )

@@ -1040,20 +1040,21 @@ class _Compiler:
         EQ = safeops.EQ
 
         def make_dict(L: Scope, G: Scope, B: list[Any]) -> Any:
-            out = {}
-            for kf, vf in pairs:
-                k = kf(L, G, B)
-                v = vf(L, G, B)
-                try:
-                    if check(k, EQ, B, where):
-                        with decimal.localcontext():
-                            out[k] = v
-                        continue
-                    out[k] = v
-                except EvaluationFailure:
-                    raise
-                except Exception as exc:
-                    raise _failure(exc, where) from None
+            # Every key and value first, then the dict, as Python builds it.
+            items = [(kf(L, G, B), vf(L, G, B)) for kf, vf in pairs]
+            try:
+                flags = 0
+                for k, _ in items:
+                    flags |= check(k, EQ, B, where)
+                if flags:  # a Decimal compared with a float sets the context's flags
+                    with decimal.localcontext():
+                        out = dict(items)
+                else:
+                    out = dict(items)
+            except EvaluationFailure:
+                raise
+            except Exception as exc:
+                raise _failure(exc, where) from None
             return _holder(out, out.values())
 
         return make_dict
