@@ -2557,6 +2557,8 @@ def _methods() -> dict[type, dict[str, Method]]:
 
 
 METHODS: Final = _methods()
+#: The types of METHODS, by id (a class is looked up there only once known).
+_METHOD_OWNERS: Final = frozenset(map(id, METHODS))
 #: Every method name an expression may call (on values of the right type).
 METHOD_NAMES: Final = frozenset(name for names in METHODS.values() for name in names)
 
@@ -2573,6 +2575,8 @@ def call_method(
     table = METHODS.get(base)
     impl = table.get(name) if table is not None else None
     if impl is None or info[2] == ALL:
+        if kind == K_OPAQUE and inherits(tp, type):
+            return _unbound_call(recv, name, args, kw, B, where)
         _no_method(recv, tp, name, table, where)
     if kind == K_TZ:
         _check_tz(recv, base, where)
@@ -2580,6 +2584,32 @@ def call_method(
         with decimal.localcontext():
             return impl(recv, args, kw, B, where)
     return impl(recv, args, kw, B, where)
+
+
+def _unbound_call(
+    cls: Any, name: str, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str
+) -> Any:
+    """``str.upper(s)``: an allowed method of a builtin type called through the
+    class, on the value passed first; as Python does, it needs one."""
+    if id(cls) not in _METHOD_OWNERS or name not in METHODS[cls]:
+        _no_method(cls, type(cls), name, None, where)
+    label = f"{tname(cls)}.{name}()"
+    if not args:
+        raise EvaluationFailure(
+            f"{where}: {label} called on the class needs {an(cls)} as its first argument"
+        )
+    value = args[0]
+    opaque(value, where)
+    if not inherits(type(value), cls):
+        raise EvaluationFailure(f"{where}: {label} needs {an(cls)}, not {an(type(value))}")
+    result = call_method(value, name, args[1:], kw, B, where)
+    rule = B[1]
+    if name == "get" and len(args) > 1 and rule is not None:
+        # dict.get(d, key): the key names the value, as in d.get(key).
+        secret = rule.key_name(args[1])
+        if secret is not None:
+            return rule.hide(secret, result)
+    return result
 
 
 def _no_method(
