@@ -581,6 +581,29 @@ def test_a_foreign_namespace_is_not_read() -> None:
     assert "<not captured>" in capture_namespace(ForeignNamespace())
 
 
+def test_a_template_over_a_foreign_namespace_seeds_no_secrets_from_it() -> None:
+    def handler(password: str) -> None:
+        pass
+
+    pending = Template("p={password} n={1 + 1}", REDACTOR).capture(
+        ForeignNamespace(), {}, handler.__code__
+    )
+    assert "n=2" in pending.text()
+
+
+def test_a_context_variable_named_by_a_str_subclass() -> None:
+    import contextvars
+
+    var = contextvars.ContextVar(EvilKey("request_id"))
+    token = var.set("req-9")
+    CALLS.clear()  # making the variable hashed its name
+    try:
+        snap = snapshot_with(1)
+    finally:
+        var.reset(token)
+    assert snap["context"]["request_id"]["value"] == "req-9"
+
+
 def test_actions_in_a_function_whose_globals_are_a_dict_subclass(engine: Any) -> None:
     g = RecordingDict(factor=3, __builtins__=builtins, __name__="hostile_globals")
     fn = types.FunctionType(hostile.body.__code__, g, "body")

@@ -177,12 +177,7 @@ _TIME_TZ = _TIME["tzinfo"]
 _MISSING = introspect.MISSING
 
 
-def _function_locals_type() -> type:
-    return type(sys._getframe().f_locals)
-
-
-#: 3.13's ``FrameLocalsProxy`` of a function frame (a dict before 3.13).
-_FRAME_LOCALS = _function_locals_type()
+_FRAME_LOCALS = introspect.FRAME_LOCALS
 
 
 # --------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final, final
 
 __all__ = [
+    "FRAME_LOCALS",
     "MISSING",
     "UNREADABLE",
     "Shape",
@@ -201,6 +202,20 @@ def defining_class(tp: type, name: str) -> type | None:
         if not clean_namespace(klass) or name in type_dict(klass):
             return klass
     return None
+
+
+# -- frames --------------------------------------------------------------------------
+
+
+def _function_locals_type() -> type:
+    return type(sys._getframe().f_locals)
+
+
+#: The type of a function frame's ``f_locals``: 3.13's ``FrameLocalsProxy``
+#: (C code that reads the frame, trusted like a dict), a dict before 3.13.
+#: Any other namespace type (a class body's ``__prepare__`` mapping) is
+#: application code.
+FRAME_LOCALS: Final[type] = _function_locals_type()
 
 
 # -- instance state -----------------------------------------------------------------

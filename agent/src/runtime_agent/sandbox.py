@@ -36,7 +36,6 @@ from __future__ import annotations
 import ast
 import decimal
 import operator
-import sys
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, final
@@ -313,13 +312,7 @@ def _entry(
 # -- scopes --------------------------------------------------------------------
 
 
-#: 3.13's view of a function frame's locals (``frame.f_locals``): C code that
-#: reads the frame, trusted like a dict.
-def _function_locals_type() -> type:
-    return type(sys._getframe().f_locals)
-
-
-_PROXY: Final[type] = _function_locals_type()
+_PROXY: Final[type] = introspect.FRAME_LOCALS
 
 
 @final

@@ -183,7 +183,9 @@ _OBJECT_EQ = object.__dict__["__eq__"]
 def _context(redactor: Redactor, budget: CaptureBudget, secrets: EventSecrets) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for var, value in contextvars.copy_context().items():
-        values[var.name] = value
+        name = introspect.plain_str(var.name)  # a str subclass's hash never runs
+        if name is not None:
+            values[name] = value
     if not values:
         return {}
     return capture_namespace(
