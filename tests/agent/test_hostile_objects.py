@@ -915,3 +915,21 @@ def test_generated_graphs_run_no_hook_anywhere(g: Any) -> None:
     Template("g={g} a={g.a}", REDACTOR).render(scope, {})
     snapshot_with(g, watch=("g", "str(g)", "g[0]"))
     assert CALLS == [], f"application code ran: {CALLS}"
+
+
+def test_names_set_to_str_subclasses_are_read_as_plain_text() -> None:
+    class Renamed:
+        pass
+
+    def fn() -> None:
+        pass
+
+    Renamed.__name__ = EvilKey("Renamed")
+    Renamed.__qualname__ = EvilKey("Renamed")
+    fn.__qualname__ = EvilKey("fn")
+    obj = Renamed()
+    CALLS.clear()
+    for value in (obj, Renamed, fn):
+        every_reader(value)
+        for source in ("str(x)", "repr(x)", "f'{x}'", "x.y", "len(x)", "x + 1"):
+            run(source, {"x": value})

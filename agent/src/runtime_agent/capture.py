@@ -837,9 +837,11 @@ def _callable_name(value: Any) -> str:
         qualname, module = _BUILTIN_QUALNAME.__get__(value), _BUILTIN_MODULE.__get__(value)
     else:
         return qualified_name(kind)
+    # A function's __qualname__ may be set to a str subclass: its plain text.
+    qualname = plain_str(qualname) or "?"
     if type(module) is str and module != "builtins":
         return f"{module}.{qualname}"
-    return str(qualname)
+    return qualname
 
 
 _zoneinfo_type: Any = None

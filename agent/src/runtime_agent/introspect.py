@@ -113,16 +113,21 @@ _DLEN: Final = dict.__len__
 
 
 def type_name(tp: type) -> str:
-    """A type's ``__name__``, from the type slot; ``"object"`` if unreadable."""
+    """A type's ``__name__``, from the type slot, as an exact str (it may have
+    been set to a str subclass); ``"object"`` if unreadable."""
     try:
-        return _TYPE_NAME(tp)  # type: ignore[no-any-return]
+        name = _TYPE_NAME(tp)
     except Exception:
         return "object"
+    return name if type(name) is str else str.__str__(name)  # type: ignore[no-any-return]
 
 
 def qualified_name(tp: type) -> str:
-    """``module.Qualname`` of a class (``Qualname`` for builtins), from its slots."""
+    """``module.Qualname`` of a class (``Qualname`` for builtins), from its
+    slots, as an exact str."""
     qualname = _TYPE_QUALNAME(tp)
+    if type(qualname) is not str:
+        qualname = str.__str__(qualname)
     try:
         module = _TYPE_MODULE(tp)
     except AttributeError:
