@@ -1,20 +1,28 @@
 """Capturing values without running application code.
 
-Nothing here calls a user-defined ``__repr__``, ``__str__``, ``__eq__``,
-``__hash__``, ``__len__``, ``__iter__``, ``__getattr__``,
-``__getattribute__``, property or other descriptor, nor a metaclass's. How:
+Nothing here calls a user-defined ``__repr__``, ``__str__``, ``__format__``,
+``__eq__``, ``__hash__``, ``__len__``, ``__iter__``, ``__getattr__``,
+``__getattribute__``, property or other descriptor, nor a metaclass's.
+Objects are read through ``introspect``, the agent's one object reader. How:
 
 - types are told apart by identity (``type(v) is list``) and by ``id`` in the
   dispatch table, never by hashing a class (a metaclass may define
-  ``__hash__``) nor by ``isinstance`` (which may read ``__class__``);
+  ``__hash__``) nor by ``isinstance`` (which may read ``__class__``); class
+  and function names are read from their slots as plain str;
 - objects are walked through their instance ``__dict__``, read with the C
-  ``__dict__`` slot found in the class namespaces (a ``__dict__`` property is
-  never run), and their ``__slots__``, read through the member descriptors'
-  C ``__get__``; dunder-named slots are framework internals and left out;
+  ``__dict__`` slot ``introspect.shape`` finds in the class namespaces (a
+  ``__dict__`` property is never run; a dict subclass put there is read with
+  ``dict``'s own methods), and their ``__slots__``, read through the member
+  descriptors' C ``__get__``; dunder-named slots are framework internals and
+  left out;
 - builtin containers, and subclasses of them, through the C methods of the
   builtin base (``list.__iter__(x)``, ``dict.items(x)``), never an override,
   so a subclass shows its real storage; keys are never looked up, hashed or
-  compared, only iterated;
+  compared, only iterated; a str subclass key reads as its plain text;
+- exceptions through ``BaseException``'s slots (args, traceback, cause,
+  context) and their fields' member descriptors, never ``str()``;
+- a frame namespace that is neither a dict nor 3.13's frame proxy (a class
+  body's ``__prepare__`` mapping) is application code and is not read;
 - text of stdlib value types (Decimal, UUID, datetime, ...) comes from C
   code or from their slots, and an aware datetime whose ``tzinfo`` is not the
   stdlib's shows its local time and the tzinfo's type: ``utcoffset`` of an

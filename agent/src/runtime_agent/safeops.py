@@ -5,46 +5,62 @@ running application code.
 the common cases inline (an int compared with an int, an attribute found in an
 instance ``__dict__``) and call the helpers here for everything else.
 
-Nothing here runs code of the application: objects are read through the type
-machinery only (class namespaces read through the ``__dict__`` slot of
-``type``, the MRO through its ``__mro__`` slot, instance dicts through the
-standard ``__dict__`` slot descriptor), so no ``__getattr__``, property,
-descriptor, metaclass hook or user-defined operator can run:
+Nothing here runs code of the application. Objects are read only through
+``introspect`` (type slots, static lookup in the MRO, instance dicts through
+their C slot, the storage of builtin containers through the builtin's own C
+methods, exception fields through the exception slots), and every value an
+operation hands to native code is checked first, so no ``__getattr__``,
+``__getattribute__``, property, descriptor, metaclass hook or user-defined
+operator, ``__len__``, ``__iter__``, ``__hash__``, ``__eq__``, ``__bool__``
+or ``__str__`` can run:
 
 * ``type_info`` classifies a type by reading the namespaces of the classes in
   its MRO: which behaviours (equality and hashing, ordering, arithmetic, the
   container protocol, truth, text, conversions) it takes from trusted
   builtin or standard library classes and which from application code. The
   result is cached and recomputed when a class namespace changes size or the
-  MRO changes.
+  MRO changes. A class whose namespace holds a key that is not an exact str
+  is application code for everything (searching it would compare that key).
 * An operation runs natively (the C implementation of the builtin type) only
   when every value it can touch, container elements included, takes that
-  behaviour from trusted code (``check_deep``). A dict lookup scans the types
-  of the dict's keys: a lookup compares the key with stored keys of the same
-  hash, and a stored application object would run its ``__eq__``.
+  behaviour from trusted code (``check_deep``). Walks read a container's
+  storage (``introspect.length``/``elements``), never a subclass's
+  ``__len__`` or ``__iter__``; an operation whose Python meaning goes
+  through them (``len(x)``, ``sorted(x)``) refuses such a subclass, and so
+  does one whose builtin C code calls them on a subclass (a set's repr, a
+  deque's ``==``, repr and ``+``, an OrderedDict's ``|``: ``_REACHED_BY_C``).
+  A dict lookup scans the types of the dict's keys: a lookup compares the
+  key with stored keys of the same hash, and a stored application object
+  would run its ``__eq__``; an attribute read checks that the instance dict
+  holds exact str keys only, for the same reason.
 * Values of application classes that define none of the dunders of an
   operation take object's behaviour for it, as in Python: ``==`` is
   identity, truth is True, text is ``<mod.Class object at 0x...>``.
   Subclasses of builtin types that override nothing an operation uses are
   treated as their base (``class UserId(str)``, IntEnum members, named
-  tuples).
+  tuples). ``truth`` is the one truth test of conditions and expressions.
+* ``str()`` of an exception is evaluated only when its args and every field
+  its builtin ``__str__`` formats (``SyntaxError.msg``, ``OSError.strerror``,
+  ``UnicodeError.reason``...: ``introspect.text_parts``) are trusted.
 * Every operation is charged before it runs to the evaluation's budget
-  ``B = [steps, bytes]`` (``cost.new_budget``): walks over elements one step
-  each, big-int arithmetic, ``pow`` and text conversions by operand size,
-  and everything built (str, bytes, big ints, containers) by its size in
-  bytes, summed over the evaluation. ``cost.py`` holds the cost model;
+  ``B = [steps, Secrecy, bytes]`` (``cost.new_budget``): walks over elements
+  one step each, big-int arithmetic, ``pow`` and text conversions by operand
+  size, and everything built (str, bytes, big ints, containers) by its size
+  in bytes, summed over the evaluation. ``cost.py`` holds the cost model;
   ``charge`` and ``produce`` raise ``BudgetExceeded`` before an operation
   would go over. Single results are also capped (``"a" * 10**9``,
   ``10 ** 10 ** 10``).
-* Decimal operations run under a copy of the thread's context, so they never
-  set the service's flags.
+* Decimal operations (comparisons with floats, set and dict displays and
+  lookups holding a Decimal) run under a copy of the thread's context, so
+  they never set the service's flags.
 
 Deliberate limits: values of extension types (numpy arrays, Cython classes)
 count as application code; so do subclasses of ``Fraction``, ``UUID`` and
 ``Counter``, whose standard library code looks their attributes up by name.
-A lookup in an instance, class or module ``__dict__`` by an exact str name is
-done without scanning the keys (a non-str key hashing like the name would be
-compared, as Python's own attribute lookup does).
+A name looked up in a module namespace or a frame's globals is not preceded
+by a scan of its keys (hundreds of them, on every read): a key of another
+type hashing like the name would be compared, as Python's own lookup of that
+global does.
 """
 
 from __future__ import annotations
