@@ -1845,3 +1845,20 @@ def test_number_literals_fold_at_placement_within_the_guards():
     huge = compile_expression("x > 10**10**10")  # not folded: fails at evaluation, bounded
     with pytest.raises(_Budget):
         huge.evaluate({"x": 1}, {})
+
+
+def test_methods_called_through_their_builtin_class() -> None:
+    """``str.upper(s)`` works as Python's does; without a value it fails like
+    Python (never as application code), and dict.get(d, key) hides a secret
+    like d.get(key)."""
+    assert ev("str.upper('ab')") == "AB"
+    assert ev("type(s).upper(s)", {"s": "ab"}) == "AB"
+    assert ev("int.bit_length(5)") == 3
+    assert ev("type(fs).union(fs)", {"fs": frozenset({1})}) == frozenset({1})
+    for source in ("type('k').upper()", "str.upper(3)", "int.bit_length()"):
+        exc = failure(source)
+        assert type(exc) is EvaluationFailure, source
+    d = {"password": "hunter2-secret", "a": 1}
+    assert ev("dict.get(d, 'a')", {"d": d}) == 1
+    assert type(ev("dict.get(d, 'password')", {"d": d})).__name__ == "Redacted"
+    assert type(failure("dict.get(d, 'pass' + 'word') == 'x'", {"d": d})).__name__ == "RedactedRead"

@@ -30,6 +30,7 @@ from runtime_agent import state
 from runtime_agent.aggregate import Aggregate
 from runtime_agent.locate import Blocklist
 from runtime_agent.redact import Redactor
+from runtime_agent.safeops import an, truth
 from runtime_agent.sandbox import EvaluationFailure, Expression, NotEvaluated
 from runtime_agent.snapshot import take_snapshot
 
@@ -49,8 +50,8 @@ BARE_COUNTER_COST = 0.5e-6
 DYNAMIC_LOGGER = logging.getLogger("runtime_agent.dynamic")
 
 _perf = time.perf_counter
-_BUILTIN_TRUTH = frozenset({bool, int, float, str, bytes, type(None), list, tuple, dict, set})
-_NUMBER = frozenset({int, float, bool})
+#: By id: hashing a class could run its metaclass's __hash__.
+_NUMBER = frozenset(map(id, (int, float, bool)))
 
 
 class Host:
@@ -97,20 +98,6 @@ class Host:
             return masked
         except Exception:  # never let a message escape unmasked
             return "<message withheld: it could not be masked>"
-
-
-def truth(value: object) -> bool:
-    """A condition's truth without calling user ``__bool__``/``__len__``."""
-    if value is True:
-        return True
-    if value is False or value is None:
-        return False
-    kind = type(value)
-    if kind in _BUILTIN_TRUTH:
-        return bool(value)
-    if getattr(kind, "__bool__", None) is None and getattr(kind, "__len__", None) is None:
-        return True
-    raise NotEvaluated(f"truth of a {kind.__name__}: not evaluated, it could run its code")
 
 
 class Action:
@@ -236,6 +223,7 @@ class Action:
         counter = self._counter
         limit = self.max_hits if self.max_hits is not None else sys.maxsize
         evaluate = self.condition.evaluate if self.condition is not None else None
+        where = self.condition.source if self.condition is not None else ""
         record = None if type(self).record is Action.record else self.record
         perf = _perf
         failed = self._failed
@@ -247,7 +235,7 @@ class Action:
                 f_locals = frame.f_locals
                 try:
                     held = evaluate(f_locals, frame.f_globals)
-                    if held is not True and (held is False or not truth(held)):
+                    if held is not True and (held is False or not truth(held, where)):
                         return True
                 except EvaluationFailure as exc:
                     failed("condition", exc, frame.f_code, f_locals)
@@ -461,12 +449,10 @@ class MetricAction(Action):
         except EvaluationFailure as exc:
             self._failed("expression", exc, frame.f_code, f_locals)
             return
-        if type(value) not in _NUMBER:
+        if id(type(value)) not in _NUMBER:
             self._failed(
                 "expression",
-                EvaluationFailure(
-                    f"{self.expression.source} is a {type(value).__name__}, not a number"
-                ),
+                EvaluationFailure(f"{self.expression.source} is {an(type(value))}, not a number"),
             )
             return
         self.aggregate.add(float(value))
@@ -497,7 +483,8 @@ class DurationAction(Action):
             if self.condition is not None:
                 f_locals = frame.f_locals
                 try:
-                    if not truth(self.condition.evaluate(f_locals, frame.f_globals)):
+                    held = self.condition.evaluate(f_locals, frame.f_globals)
+                    if not truth(held, self.condition.source):
                         return
                 except EvaluationFailure as exc:
                     self._failed("condition", exc, frame.f_code, f_locals)
@@ -570,5 +557,4 @@ __all__ = [
     "LogAction",
     "MetricAction",
     "SnapshotAction",
-    "truth",
 ]

@@ -1,20 +1,28 @@
 """Capturing values without running application code.
 
-Nothing here calls a user-defined ``__repr__``, ``__str__``, ``__eq__``,
-``__hash__``, ``__len__``, ``__iter__``, ``__getattr__``,
-``__getattribute__``, property or other descriptor, nor a metaclass's. How:
+Nothing here calls a user-defined ``__repr__``, ``__str__``, ``__format__``,
+``__eq__``, ``__hash__``, ``__len__``, ``__iter__``, ``__getattr__``,
+``__getattribute__``, property or other descriptor, nor a metaclass's.
+Objects are read through ``introspect``, the agent's one object reader. How:
 
 - types are told apart by identity (``type(v) is list``) and by ``id`` in the
   dispatch table, never by hashing a class (a metaclass may define
-  ``__hash__``) nor by ``isinstance`` (which may read ``__class__``);
+  ``__hash__``) nor by ``isinstance`` (which may read ``__class__``); class
+  and function names are read from their slots as plain str;
 - objects are walked through their instance ``__dict__``, read with the C
-  ``__dict__`` slot found in the class namespaces (a ``__dict__`` property is
-  never run), and their ``__slots__``, read through the member descriptors'
-  C ``__get__``; dunder-named slots are framework internals and left out;
+  ``__dict__`` slot ``introspect.shape`` finds in the class namespaces (a
+  ``__dict__`` property is never run; a dict subclass put there is read with
+  ``dict``'s own methods), and their ``__slots__``, read through the member
+  descriptors' C ``__get__``; dunder-named slots are framework internals and
+  left out;
 - builtin containers, and subclasses of them, through the C methods of the
   builtin base (``list.__iter__(x)``, ``dict.items(x)``), never an override,
   so a subclass shows its real storage; keys are never looked up, hashed or
-  compared, only iterated;
+  compared, only iterated; a str subclass key reads as its plain text;
+- exceptions through ``BaseException``'s slots (args, traceback, cause,
+  context) and their fields' member descriptors, never ``str()``;
+- a frame namespace that is neither a dict nor 3.13's frame proxy (a class
+  body's ``__prepare__`` mapping) is application code and is not read;
 - text of stdlib value types (Decimal, UUID, datetime, ...) comes from C
   code or from their slots, and an aware datetime whose ``tzinfo`` is not the
   stdlib's shows its local time and the tzinfo's type: ``utcoffset`` of an
@@ -89,6 +97,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from runtime_agent import introspect
+from runtime_agent.introspect import inherits, plain_str, qualified_name
 from runtime_agent.redact import REDACTED, EventSecrets, Redactor, looks_like_card
 
 
@@ -150,29 +160,13 @@ class CaptureBudget:
         return self.left >= 0
 
 
-# C-level readers, taken once from the builtin types' own namespaces: calling
-# their __get__ runs no Python code whatever the class or metaclass defines.
-_TYPE_DICT = type.__dict__["__dict__"]
-_TYPE_MRO = type.__dict__["__mro__"]
-_TYPE_NAME = type.__dict__["__name__"]
-_TYPE_QUALNAME = type.__dict__["__qualname__"]
-_TYPE_MODULE = type.__dict__["__module__"]
-_MEMBER = types.MemberDescriptorType
-_GETSET = types.GetSetDescriptorType
-_MEMBER_OWNER = _MEMBER.__dict__["__objclass__"]
-_GETSET_OWNER = _GETSET.__dict__["__objclass__"]
-_EXC = BaseException.__dict__
-_EXC_ARGS = _EXC["args"]
-_EXC_TB = _EXC["__traceback__"]
-_EXC_CAUSE = _EXC["__cause__"]
-_EXC_CONTEXT = _EXC["__context__"]
-_EXC_SUPPRESS = _EXC["__suppress_context__"]
+# Objects are read through ``introspect`` (type slots, instance dicts, slots,
+# exception fields); these are the C readers of the value types shown as text.
 _FUNC_QUALNAME = types.FunctionType.__dict__["__qualname__"]
 _FUNC_MODULE = types.FunctionType.__dict__["__module__"]
 _BUILTIN_QUALNAME = types.BuiltinFunctionType.__dict__["__qualname__"]
 _BUILTIN_MODULE = types.BuiltinFunctionType.__dict__["__module__"]
 _METHOD_FUNC = types.MethodType.__dict__["__func__"]
-_MODULE_DICT = types.ModuleType.__dict__["__dict__"]
 _FRACTION_PARTS = (
     fractions.Fraction.__dict__["_numerator"],
     fractions.Fraction.__dict__["_denominator"],
@@ -188,45 +182,10 @@ _DATETIME_PARTS = tuple(
 _DATETIME_TZ = _DATETIME["tzinfo"]
 _TIME_PARTS = tuple(_TIME[n] for n in ("hour", "minute", "second", "microsecond"))
 _TIME_TZ = _TIME["tzinfo"]
-_MISSING = object()
+_MISSING = introspect.MISSING
 
 
-def class_dict(cls: type) -> Mapping[str, Any]:
-    """A class's own namespace, read without its metaclass's help."""
-    return _TYPE_DICT.__get__(cls)
-
-
-def type_name(cls: type) -> str:
-    """``module.Qualname`` of a class (``Qualname`` for builtins), read without running its code."""
-    qualname = _TYPE_QUALNAME.__get__(cls)
-    try:
-        module = _TYPE_MODULE.__get__(cls)
-    except AttributeError:
-        return qualname
-    if type(module) is not str or module == "builtins":
-        return qualname
-    return f"{module}.{qualname}"
-
-
-def static_lookup(cls: type, name: str) -> Any:
-    """A class attribute found in the MRO's namespaces, like ``inspect.getattr_static``."""
-    for klass in _TYPE_MRO.__get__(cls):
-        ns = class_dict(klass)
-        if name in ns:
-            return ns[name]
-    return _MISSING
-
-
-def instance_dict(obj: object) -> dict[str, Any] | None:
-    """The instance ``__dict__`` through the C slot; None when there is no safe one."""
-    slot = _layout_of(type(obj)).dict_slot
-    if slot is None:
-        return None
-    try:
-        value = slot.__get__(obj)
-    except Exception:
-        return None
-    return value if issubclass(type(value), dict) else None
+_FRAME_LOCALS = introspect.FRAME_LOCALS
 
 
 # --------------------------------------------------------------------------
@@ -234,7 +193,8 @@ def instance_dict(obj: object) -> dict[str, Any] | None:
 
 
 class _Layout:
-    """How to capture instances of one class (cached per class).
+    """How to capture instances of one class (cached per class): its handler,
+    and where its state is stored (``introspect.shape``).
 
     Caching is safe even if the class changes later: what is kept are the C
     descriptors found when it was first seen, and they run no user code.
@@ -243,7 +203,7 @@ class _Layout:
     __slots__ = (
         "base",
         "cls",
-        "dict_slot",
+        "dict_get",
         "fields",
         "handler",
         "has_members",
@@ -259,21 +219,21 @@ class _Layout:
         name: str,
         handler: Callable[..., dict[str, Any]],
         base: type | None = None,
-        dict_slot: Any = None,
+        dict_get: Any = None,
         slots: tuple[tuple[str, Any], ...] = (),
         fields: tuple[str, ...] | None = None,
         pydantic_extra: Any = None,
     ) -> None:
         self.cls = cls  # a strong reference: keeps id(cls) from being reused while cached
         self.name = name
-        self.short = _TYPE_NAME.__get__(cls)
+        self.short = introspect.type_name(cls)
         self.handler = handler
         self.base = base
-        self.dict_slot = dict_slot
+        self.dict_get = dict_get
         self.slots = slots
         self.fields = fields
         self.pydantic_extra = pydantic_extra
-        self.has_members = dict_slot is not None or bool(slots) or pydantic_extra is not None
+        self.has_members = dict_get is not None or bool(slots) or pydantic_extra is not None
 
 
 _LAYOUTS: dict[int, _Layout] = {}  # by id(cls): a class is never hashed
@@ -297,41 +257,16 @@ def _new_layout(kind: type) -> _Layout:
 
 
 def _compute_layout(kind: type) -> _Layout:
-    mro = _TYPE_MRO.__get__(kind)
-    dict_slot = None
-    slots: dict[str, Any] = {}
-    pydantic_extra = None
-    for klass in mro:
-        for key, attr in class_dict(klass).items():
-            if type(key) is str and key == "__dict__":
-                # The first C __dict__ slot whose owner is in the MRO; a
-                # property of that name is skipped, never called. Identity,
-                # not ``in``: comparing classes could run a metaclass __eq__.
-                kind_of_attr = type(attr)
-                if dict_slot is None and (kind_of_attr is _GETSET or kind_of_attr is _MEMBER):
-                    owner = (_GETSET_OWNER if kind_of_attr is _GETSET else _MEMBER_OWNER).__get__(
-                        attr
-                    )
-                    if any(k is owner for k in mro):
-                        dict_slot = attr
-    # Slots base class first, each class's in declared order (CPython sorts
-    # its member descriptors); a slot redeclared lower down reads the lower one.
-    for klass in reversed(mro):
-        for key, attr in _own_members(klass):
-            if key == "__pydantic_extra__":
-                pydantic_extra = attr
-            elif not (key.startswith("__") and key.endswith("__")):
-                slots[key] = attr
-    name = type_name(kind)
-    slot_tuple = tuple(slots.items())
-    # issubclass with a builtin second argument uses the type's MRO (C), never
-    # a __subclasscheck__ of the application's.
-    if issubclass(kind, type):
+    state = introspect.shape(kind)
+    mro = state.mro
+    dict_get, slots, extra = state.dict_get, state.slots, state.pydantic_extra
+    name = qualified_name(kind)
+    if inherits(kind, type):
         return _Layout(kind, name, _h_class)
-    if issubclass(kind, enum.Enum):
-        return _Layout(kind, name, _h_enum, None, dict_slot, slot_tuple)
-    if issubclass(kind, BaseException):
-        return _Layout(kind, name, _h_exception, None, dict_slot, slot_tuple)
+    if inherits(kind, enum.Enum):
+        return _Layout(kind, name, _h_enum, None, dict_get, slots)
+    if inherits(kind, BaseException):
+        return _Layout(kind, name, _h_exception, None, dict_get, slots)
     for klass in mro:
         entry = _BASES.get(id(klass))
         if entry is None:
@@ -339,38 +274,11 @@ def _compute_layout(kind: type) -> _Layout:
         handler, base = entry
         fields = None
         if base is tuple:
-            names = static_lookup(kind, "_fields")
+            names = introspect.static_lookup(kind, "_fields")
             if type(names) is tuple and all(type(n) is str for n in names):
                 handler, fields = _h_namedtuple, names
-        return _Layout(kind, name, handler, base, dict_slot, slot_tuple, fields, pydantic_extra)
-    return _Layout(kind, name, _h_object, None, dict_slot, slot_tuple, None, pydantic_extra)
-
-
-def _own_members(klass: type) -> list[tuple[str, Any]]:
-    """A class's own C member descriptors (its ``__slots__``), in declared order."""
-    members: list[tuple[str, Any]] = []
-    declared: Any = None
-    for key, attr in class_dict(klass).items():
-        if type(key) is not str:
-            continue
-        if type(attr) is _MEMBER and _MEMBER_OWNER.__get__(attr) is klass:
-            members.append((key, attr))
-        elif key == "__slots__":
-            declared = attr
-    if type(declared) is str:
-        declared = (declared,)
-    # ``is``, not ``in (tuple, list)``: comparing classes could run a metaclass __eq__.
-    if (type(declared) is tuple or type(declared) is list) and len(members) > 1:
-        order = {_mangle(klass, n): i for i, n in enumerate(declared) if type(n) is str}
-        members.sort(key=lambda item: order.get(item[0], len(order)))
-    return members
-
-
-def _mangle(klass: type, name: str) -> str:
-    """The class-dict key of a private slot: ``__x`` in ``Foo`` is ``_Foo__x``."""
-    if name.startswith("__") and not name.endswith("__"):
-        return f"_{_TYPE_NAME.__get__(klass).lstrip('_')}{name}"
-    return name
+        return _Layout(kind, name, handler, base, dict_get, slots, fields, extra)
+    return _Layout(kind, name, _h_object, None, dict_get, slots, None, extra)
 
 
 # --------------------------------------------------------------------------
@@ -532,19 +440,19 @@ class _Walker:
         limit = self.max_fields
         budget = self.budget
         child = depth + 1
-        slot = shape.dict_slot
+        slot = shape.dict_get
         if slot is not None:
             try:
-                namespace = slot.__get__(value)
+                namespace = slot(value)
             except Exception:  # e.g. a C type whose dict cannot be made
                 namespace = None
-            if namespace is not None and issubclass(type(namespace), dict):
+            if namespace is not None and inherits(type(namespace), dict):
                 total = dict.__len__(namespace)
                 for name, item in itertools.islice(dict.items(namespace), limit):
                     if budget.left < 0:
                         break
                     if type(name) is not str:
-                        name = _plain_str(name) or f"<{_layout_of(type(name)).name} key>"
+                        name = plain_str(name) or f"<{_layout_of(type(name)).name} key>"
                     self.field(fields, name, item, child)
         for name, member in shape.slots:
             try:
@@ -581,16 +489,8 @@ class _Walker:
 _RECURSION = "capture failed: RecursionError"
 
 
-def _plain_str(value: Any) -> str | None:
-    """An exact str of a str subclass, read by str's C method; None for anything else."""
-    kind = type(value)
-    if kind is str:
-        return value  # type: ignore[no-any-return]
-    return str.__str__(value) if issubclass(kind, str) else None
-
-
 def _failure(exc: BaseException) -> str:
-    return f"capture failed: {_TYPE_NAME.__get__(type(exc))}"
+    return f"capture failed: {introspect.type_name(type(exc))}"
 
 
 def _big_int(value: int) -> dict[str, Any]:
@@ -681,7 +581,7 @@ def _walk_dict(w: _Walker, value: Any, shape: _Layout, depth: int, out: dict[str
     captured = 0
     if not all(type(k) is str for k, _ in pairs):
         # str subclass keys as their plain text (read by str's C method)
-        plain = [(_plain_str(k), v) for k, v in pairs]
+        plain = [(plain_str(k), v) for k, v in pairs]
         if all(k is not None for k, _ in plain):
             pairs = plain
     if all(type(k) is str for k, _ in pairs):
@@ -732,16 +632,16 @@ def _walk_exception(
     w: _Walker, value: Any, shape: _Layout, depth: int, out: dict[str, Any]
 ) -> None:
     child = depth + 1
-    out["args"] = w.value(_EXC_ARGS.__get__(value), child)
-    frames = _frames(_EXC_TB.__get__(value))
+    out["args"] = w.value(introspect.exc_args(value), child)
+    frames = _frames(introspect.exc_traceback(value))
     if frames:
         w.budget.left -= sum(len(f) + 4 for f in frames)
         out["frames"] = frames
-    cause = _EXC_CAUSE.__get__(value)
+    cause = introspect.exc_cause(value)
     if cause is not None:
         out["cause"] = w.value(cause, child)
-    elif not _EXC_SUPPRESS.__get__(value):
-        context = _EXC_CONTEXT.__get__(value)
+    elif not introspect.exc_suppress_context(value):
+        context = introspect.exc_context(value)
         if context is not None:
             out["context"] = w.value(context, child)
     if shape.has_members:
@@ -774,7 +674,7 @@ def _walk_environ(w: _Walker, value: Any, shape: _Layout, depth: int, out: dict[
     would, by the C codec.
     """
     data: Any = None
-    namespace = instance_dict(value)
+    namespace = introspect.instance_dict(value)
     if namespace is not None:
         for key, item in dict.items(namespace):  # a scan, not a lookup: no key is compared
             if type(key) is str and key == "_data":
@@ -804,12 +704,12 @@ def _h_enum(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any
     name: Any = _MISSING
     inner: Any = _MISSING
     namespace = None
-    if shape.dict_slot is not None:
+    if shape.dict_get is not None:
         try:
-            namespace = shape.dict_slot.__get__(value)
+            namespace = shape.dict_get(value)
         except Exception:
             namespace = None
-    if namespace is not None and issubclass(type(namespace), dict):
+    if namespace is not None and inherits(type(namespace), dict):
         # _name_ and _value_ are set first; a scan, not a lookup, so no key is compared.
         for key, item in itertools.islice(dict.items(namespace), 8):
             if type(key) is str:
@@ -915,12 +815,12 @@ def _h_function(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str,
 
 
 def _h_class(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
-    return w.text("class", type_name(value))
+    return w.text("class", qualified_name(value))
 
 
 def _h_module(w: _Walker, value: Any, shape: _Layout, depth: int) -> dict[str, Any]:
     name: Any = "?"
-    namespace = _MODULE_DICT.__get__(value)
+    namespace = introspect.module_dict(value)
     # __name__ is the module dict's first key: a scan, not a lookup.
     for key, item in itertools.islice(dict.items(namespace), 4):
         if type(key) is str and key == "__name__":
@@ -944,10 +844,12 @@ def _callable_name(value: Any) -> str:
     elif kind is types.BuiltinFunctionType:
         qualname, module = _BUILTIN_QUALNAME.__get__(value), _BUILTIN_MODULE.__get__(value)
     else:
-        return type_name(kind)
+        return qualified_name(kind)
+    # A function's __qualname__ may be set to a str subclass: its plain text.
+    qualname = plain_str(qualname) or "?"
     if type(module) is str and module != "builtins":
         return f"{module}.{qualname}"
-    return str(qualname)
+    return qualname
 
 
 _zoneinfo_type: Any = None
@@ -961,9 +863,10 @@ def _stdlib_tz(tz: Any) -> bool:
         return True
     if _zoneinfo_type is None:
         module = sys.modules.get("zoneinfo")  # imported only if the application uses it
-        if module is None:
+        namespace = introspect.loaded_namespace(module)
+        if namespace is None:
             return False
-        _zoneinfo_type = module.__dict__.get("ZoneInfo")
+        _zoneinfo_type = introspect.scan_for(namespace, "ZoneInfo", 1000)
     return kind is _zoneinfo_type
 
 
@@ -993,9 +896,9 @@ def _datetime_text(value: Any, kind: type) -> str:
     elif issubclass(kind, datetime.timedelta):
         return datetime.timedelta.__str__(value)
     else:
-        return type_name(kind)
+        return qualified_name(kind)
     if tz is not None and keep is None:
-        text = f"{text} ({type_name(type(tz))})"
+        text = f"{text} ({qualified_name(type(tz))})"
     return text
 
 
@@ -1003,7 +906,7 @@ def _prebuild() -> None:
     def add(
         cls: type, handler: Callable[..., dict[str, Any]], name: str | None = None, base: Any = None
     ) -> None:
-        _PREBUILT[id(cls)] = _Layout(cls, name or _TYPE_NAME.__get__(cls), handler, base)
+        _PREBUILT[id(cls)] = _Layout(cls, name or introspect.type_name(cls), handler, base)
 
     for cls in (list, tuple, set, frozenset, collections.deque):
         add(cls, _h_sequence, base=cls)
@@ -1103,9 +1006,10 @@ def capture_namespace(
 ) -> dict[str, dict[str, Any]]:
     """Captures of a frame's variables, by name; sensitive names keep only their type.
 
-    ``names`` is a dict (or dict subclass, read through ``dict.items``) or a
-    mapping the caller trusts, such as 3.13's ``FrameLocalsProxy``, whose own
-    ``items()`` is called. One budget covers every variable: pass the
+    ``names`` is a dict (or dict subclass, read through ``dict.items``) or
+    3.13's ``FrameLocalsProxy``, whose own (C) ``items()`` is called; any
+    other mapping (a class body's ``__prepare__`` namespace) is application
+    code and is not read. One budget covers every variable: pass the
     snapshot's to share it with other frames and watch values, and the
     event's ``secrets`` (see ``capture_value``). Never raises;
     when the names cannot be listed at all, the one entry
@@ -1115,7 +1019,14 @@ def capture_namespace(
     try:
         redactor = redactor or _DEFAULT_REDACTOR
         walker = _Walker(limits, redactor, budget or CaptureBudget(limits.max_bytes), secrets)
-        items = list(dict.items(names) if issubclass(type(names), dict) else names.items())
+        kind = type(names)
+        if inherits(kind, dict):
+            items = list(dict.items(names))
+        elif kind is _FRAME_LOCALS:
+            items = list(names.items())
+        else:
+            shown = {"type": _safe_name(names), "notCaptured": "a namespace of application code"}
+            return {UNREADABLE_NAMESPACE: shown}
     except RecursionError:
         return {UNREADABLE_NAMESPACE: {"type": "unknown", "notCaptured": _RECURSION}}
     except Exception as exc:
@@ -1125,7 +1036,7 @@ def capture_namespace(
     for name, value in items:
         try:
             if type(name) is not str:
-                name = _plain_str(name)
+                name = plain_str(name)
                 if name is None:
                     continue  # not a variable name
             spent.left -= len(name) + 6

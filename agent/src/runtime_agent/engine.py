@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from types import CodeType, FrameType, ModuleType
 from typing import Any
 
-from runtime_agent import locate, state
+from runtime_agent import introspect, locate, state
 from runtime_agent.actions import (
     Action,
     CounterAction,
@@ -536,20 +536,26 @@ class Engine:
 
     def _module_loaded(self, module: ModuleType) -> None:
         locate.forget_index()  # the new module's functions are not in it yet
+        # Its name from the namespace slot: a lazy module's class would run code.
+        name: Any = None
+        if introspect.inherits(type(module), ModuleType):
+            name = introspect.scan_for(introspect.module_dict(module), "__name__")
+        if type(name) is not str:
+            name = "its module"
         with self._lock:
             for action in list(self._actions.values()):
                 spec = self._specs.get(action.id)
                 if action.state != state.PENDING or spec is None:
                     continue
                 try:
-                    found = locate.find_module(spec)
+                    found = locate.find_module(spec, just_loaded=module)
                     if found is None:
                         continue
                     note = self._install(action, spec, *found)
                 except AgentError as exc:
                     action.set_state(state.ERROR, str(exc))
                     continue
-                self._activate(action, note or f"installed when {module.__name__} was imported")
+                self._activate(action, note or f"installed when {name} was imported")
             if not any(a.state == state.PENDING for a in self._actions.values()):
                 self._watcher.uninstall()
 

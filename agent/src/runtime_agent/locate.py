@@ -28,7 +28,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import CodeType, FrameType, FunctionType, ModuleType
+from typing import Any
 
+from runtime_agent import introspect
 from runtime_agent.backends.base import CodePath
 from runtime_agent.errors import BlockedLocation, LocationError
 
@@ -186,8 +188,8 @@ class Blocklist:
             return False
         module = None
         g = frame.f_globals
-        if type(g) is dict:
-            name = dict.get(g, "__name__")
+        if introspect.inherits(type(g), dict):
+            name = introspect.scan_for(g, "__name__")
             module = name if type(name) is str else None
         return self.match(frame.f_code.co_filename, module) is not None
 
@@ -227,26 +229,37 @@ class Blocklist:
         return None
 
 
-def _module_file(module: ModuleType) -> str | None:
-    try:
-        filename = module.__dict__.get("__file__")
-    except Exception:  # a hostile module object: skip it
+def _module_file(module: Any, just_loaded: Any = None) -> str | None:
+    """The ``.py`` file of a fully loaded module, read from its namespace
+    through the module slot (never its class: a lazy module's would run its
+    body); ``just_loaded`` is a module whose body has just run, still
+    initialising."""
+    if module is just_loaded and introspect.inherits(type(module), ModuleType):
+        namespace = introspect.module_dict(module)
+    else:
+        namespace = introspect.loaded_namespace(module)
+    if type(namespace) is not dict:
         return None
-    if isinstance(filename, str) and filename.endswith((".py", ".pyw")):
+    filename = introspect.scan_for(namespace, "__file__", 32)
+    if type(filename) is str and filename.endswith((".py", ".pyw")):
         return filename
     return None
 
 
-def find_module(spec: LocationSpec) -> tuple[str | None, str] | None:
+def find_module(spec: LocationSpec, just_loaded: Any = None) -> tuple[str | None, str] | None:
     """The loaded module and file a spec names, or None when none is loaded yet.
 
-    Raises LocationError when several loaded files match the path suffix.
+    Modules not fully loaded (``introspect.loaded_namespace``) count as not
+    loaded, except ``just_loaded``, whose body has just run. Raises
+    LocationError when several loaded files match the path suffix.
     """
     if spec.module is not None:
         module = sys.modules.get(spec.module)
         if module is None:
             return None
-        filename = _module_file(module)
+        if module is not just_loaded and introspect.loaded_namespace(module) is None:
+            return None  # a lazy module whose body has not run, or one still initialising
+        filename = _module_file(module, just_loaded)
         if filename is None:
             raise LocationError(
                 f"module {spec.module} has no Python source file (built-in or compiled); "
@@ -255,7 +268,7 @@ def find_module(spec: LocationSpec) -> tuple[str | None, str] | None:
         return spec.module, filename
     matches: dict[str, str | None] = {}
     for name, module in list(sys.modules.items()):
-        filename = _module_file(module) if module is not None else None
+        filename = _module_file(module, just_loaded) if module is not None else None
         if filename and _suffix_match(spec.file or "", filename):
             matches.setdefault(os.path.realpath(filename), name)
     if not matches:
@@ -268,7 +281,7 @@ def find_module(spec: LocationSpec) -> tuple[str | None, str] | None:
         )
     real, name = next(iter(matches.items()))
     module = sys.modules.get(name) if name else None
-    filename = _module_file(module) if module is not None else real
+    filename = _module_file(module, just_loaded) if module is not None else real
     return name, filename or real
 
 
@@ -323,7 +336,9 @@ def _roots_by_file(canonical: Canonical) -> dict[str, list[tuple[CodeType, str]]
         if type(obj) is not FunctionType:
             continue
         code = canonical(obj.__code__)
-        qualname = getattr(code, "co_qualname", None) or _function_qualname(obj, code)
+        qualname = getattr(code, "co_qualname", None)
+        if type(qualname) is not str:
+            qualname = _function_qualname(obj, code)
         by_file.setdefault(code.co_filename, []).append((code, qualname))
     _index = (now, len(sys.modules), by_file)
     return by_file
@@ -336,10 +351,11 @@ def forget_index() -> None:
 
 
 def _function_qualname(func: FunctionType, code: CodeType) -> str:
-    qualname = getattr(func, "__qualname__", None)
+    qualname = getattr(func, "__qualname__", None)  # an exact function's slot
     # functools.wraps copies the wrapped function's name onto the wrapper; the
-    # code's own name tells them apart.
-    if isinstance(qualname, str) and qualname.rsplit(".", 1)[-1] == code.co_name:
+    # code's own name tells them apart. ``type() is str``: a str subclass
+    # could override rsplit.
+    if type(qualname) is str and qualname.rsplit(".", 1)[-1] == code.co_name:
         return qualname
     return code.co_name
 
@@ -349,7 +365,7 @@ def _walk(
 ) -> Iterator[tuple[CodePath, str]]:
     yield CodePath(code, parents), qualname
     for const in code.co_consts:
-        if isinstance(const, CodeType):
+        if type(const) is CodeType:  # isinstance would read an object's __class__
             child = canonical(const)
             child_name = (
                 getattr(child, "co_qualname", None) or f"{qualname}.<locals>.{child.co_name}"

@@ -89,9 +89,11 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from types import CodeType
 from typing import Any
 
+from runtime_agent import introspect
 from runtime_agent.redact_names import (
     BUILTIN_NAMES,
     SENSITIVE_PREFIXES,
@@ -100,6 +102,8 @@ from runtime_agent.redact_names import (
     is_url_param_name,
     normalise,
 )
+
+_FRAME_LOCALS = introspect.FRAME_LOCALS
 
 REDACTED = "<redacted>"
 NAMES_ENV = "RUNTIME_AGENT_REDACT"
@@ -351,19 +355,22 @@ class Redactor:
         if code is None or f_locals is None:
             return secrets
         names = self.sensitive_locals(code)
-        if names:
-            for name in names:
-                try:
-                    # dict.get on a dict (subclass): never an overridden get.
-                    value = (
-                        dict.get(f_locals, name)  # type: ignore[arg-type]
-                        if issubclass(type(f_locals), dict)
-                        else f_locals.get(name)
-                    )
-                except Exception:  # an unusual mapping: the seed is best effort
-                    continue
-                if value is not None:
-                    secrets.add_value(value)
+        if not names:
+            return secrets
+        kind = type(f_locals)
+        if issubclass(kind, dict):
+            get: Callable[[Any], Any] = partial(dict.get, f_locals)  # never an overridden get
+        elif kind is _FRAME_LOCALS:
+            get = f_locals.get  # 3.13's C proxy of the frame
+        else:
+            return secrets  # a namespace of application code: never read
+        for name in names:
+            try:
+                value = get(name)
+            except Exception:  # the seed is best effort
+                continue
+            if value is not None:
+                secrets.add_value(value)
         return secrets
 
     # -- values ----------------------------------------------------------------

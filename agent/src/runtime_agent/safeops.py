@@ -5,46 +5,62 @@ running application code.
 the common cases inline (an int compared with an int, an attribute found in an
 instance ``__dict__``) and call the helpers here for everything else.
 
-Nothing here runs code of the application: objects are read through the type
-machinery only (class namespaces read through the ``__dict__`` slot of
-``type``, the MRO through its ``__mro__`` slot, instance dicts through the
-standard ``__dict__`` slot descriptor), so no ``__getattr__``, property,
-descriptor, metaclass hook or user-defined operator can run:
+Nothing here runs code of the application. Objects are read only through
+``introspect`` (type slots, static lookup in the MRO, instance dicts through
+their C slot, the storage of builtin containers through the builtin's own C
+methods, exception fields through the exception slots), and every value an
+operation hands to native code is checked first, so no ``__getattr__``,
+``__getattribute__``, property, descriptor, metaclass hook or user-defined
+operator, ``__len__``, ``__iter__``, ``__hash__``, ``__eq__``, ``__bool__``
+or ``__str__`` can run:
 
 * ``type_info`` classifies a type by reading the namespaces of the classes in
   its MRO: which behaviours (equality and hashing, ordering, arithmetic, the
   container protocol, truth, text, conversions) it takes from trusted
   builtin or standard library classes and which from application code. The
   result is cached and recomputed when a class namespace changes size or the
-  MRO changes.
+  MRO changes. A class whose namespace holds a key that is not an exact str
+  is application code for everything (searching it would compare that key).
 * An operation runs natively (the C implementation of the builtin type) only
   when every value it can touch, container elements included, takes that
-  behaviour from trusted code (``check_deep``). A dict lookup scans the types
-  of the dict's keys: a lookup compares the key with stored keys of the same
-  hash, and a stored application object would run its ``__eq__``.
+  behaviour from trusted code (``check_deep``). Walks read a container's
+  storage (``introspect.length``/``elements``), never a subclass's
+  ``__len__`` or ``__iter__``; an operation whose Python meaning goes
+  through them (``len(x)``, ``sorted(x)``) refuses such a subclass, and so
+  does one whose builtin C code calls them on a subclass (a set's repr, a
+  deque's ``==``, repr and ``+``, an OrderedDict's ``|``: ``_REACHED_BY_C``).
+  A dict lookup scans the types of the dict's keys: a lookup compares the
+  key with stored keys of the same hash, and a stored application object
+  would run its ``__eq__``; an attribute read checks that the instance dict
+  holds exact str keys only, for the same reason.
 * Values of application classes that define none of the dunders of an
   operation take object's behaviour for it, as in Python: ``==`` is
   identity, truth is True, text is ``<mod.Class object at 0x...>``.
   Subclasses of builtin types that override nothing an operation uses are
   treated as their base (``class UserId(str)``, IntEnum members, named
-  tuples).
+  tuples). ``truth`` is the one truth test of conditions and expressions.
+* ``str()`` of an exception is evaluated only when its args and every field
+  its builtin ``__str__`` formats (``SyntaxError.msg``, ``OSError.strerror``,
+  ``UnicodeError.reason``...: ``introspect.text_parts``) are trusted.
 * Every operation is charged before it runs to the evaluation's budget
-  ``B = [steps, bytes]`` (``cost.new_budget``): walks over elements one step
-  each, big-int arithmetic, ``pow`` and text conversions by operand size,
-  and everything built (str, bytes, big ints, containers) by its size in
-  bytes, summed over the evaluation. ``cost.py`` holds the cost model;
+  ``B = [steps, Secrecy, bytes]`` (``cost.new_budget``): walks over elements
+  one step each, big-int arithmetic, ``pow`` and text conversions by operand
+  size, and everything built (str, bytes, big ints, containers) by its size
+  in bytes, summed over the evaluation. ``cost.py`` holds the cost model;
   ``charge`` and ``produce`` raise ``BudgetExceeded`` before an operation
   would go over. Single results are also capped (``"a" * 10**9``,
   ``10 ** 10 ** 10``).
-* Decimal operations run under a copy of the thread's context, so they never
-  set the service's flags.
+* Decimal operations (comparisons with floats, set and dict displays and
+  lookups holding a Decimal) run under a copy of the thread's context, so
+  they never set the service's flags.
 
 Deliberate limits: values of extension types (numpy arrays, Cython classes)
 count as application code; so do subclasses of ``Fraction``, ``UUID`` and
 ``Counter``, whose standard library code looks their attributes up by name.
-A lookup in an instance, class or module ``__dict__`` by an exact str name is
-done without scanning the keys (a non-str key hashing like the name would be
-compared, as Python's own attribute lookup does).
+A name looked up in a module namespace or a frame's globals is not preceded
+by a scan of its keys (hundreds of them, on every read): a key of another
+type hashing like the name would be compared, as Python's own lookup of that
+global does.
 """
 
 from __future__ import annotations
@@ -66,7 +82,8 @@ import zoneinfo
 from collections.abc import Callable, Iterable
 from typing import Any, Final, NoReturn, final
 
-from runtime_agent import cost
+from runtime_agent import cost, introspect
+from runtime_agent.introspect import inherits, is_in, length, static_lookup
 
 # -- exceptions ----------------------------------------------------------------
 
@@ -231,14 +248,13 @@ _DUNDERS.update({f"__{name}__": ARITH for name in _ARITH_DUNDERS})
 # category; plain data under a dunder name (``__slotnames__`` cached by copy
 # and pickle, ``__tablename__``, ``__pydantic_fields__``) is harmless.
 
-# -- reading types without running code ----------------------------------------
+# -- reading types without running code (``introspect``) ------------------------
 
-MRO_OF: Final = type.__dict__["__mro__"].__get__
-_TYPE_DICT: Final = type.__dict__["__dict__"].__get__
-_TYPE_NAME: Final = type.__dict__["__name__"].__get__
-_FLAGS: Final = type.__dict__["__flags__"].__get__
-_HEAPTYPE: Final = 1 << 9
-MODULE_DICT: Final = types.ModuleType.__dict__["__dict__"].__get__
+MRO_OF: Final = introspect.mro
+_TYPE_DICT: Final = introspect.type_dict
+MODULE_DICT: Final = introspect.module_dict
+tname: Final = introspect.type_name
+_iter_stored: Final = introspect.elements
 _DGET: Final = dict.get
 _DKEYS: Final = dict.keys
 _DVALUES: Final = dict.values
@@ -249,47 +265,16 @@ _TUPLEGETTER: Final = type(_NAMEDTUPLE.__dict__["a"])
 # Every namedtuple class gets a __repr__ made from this code object: it formats
 # the fields with %r (fields are checked like any tuple's elements).
 _NAMEDTUPLE_REPR: Final = _NAMEDTUPLE.__repr__.__code__
-_MISSING: Final = object()
+_MISSING: Final = introspect.MISSING
 _GA: Final = "__getattribute__"
 
 NoneType = type(None)
-
-
-def tname(tp: type) -> str:
-    """A type's ``__name__``, read from the type slot (a metaclass cannot hook it)."""
-    try:
-        return _TYPE_NAME(tp)
-    except Exception:
-        return "object"
 
 
 def an(tp: type) -> str:
     """``"a str"``, ``"an int"``: a type's name with its article."""
     name = tname(tp)
     return f"an {name}" if name[:1] in "aeiouAEIOU" else f"a {name}"
-
-
-def is_in(cls: type, classes: tuple[type, ...]) -> bool:
-    """``cls in classes`` by identity: ``in`` would compare classes with ``==``,
-    which a metaclass can define."""
-    for k in classes:  # noqa: SIM110 - a loop is twice as fast as any() here
-        if k is cls:
-            return True
-    return False
-
-
-def inherits(tp: type, cls: type) -> bool:
-    """Is ``cls`` in the MRO of ``tp``? (Never calls a metaclass hook.)"""
-    return is_in(cls, MRO_OF(tp))
-
-
-def static_lookup(tp: type, name: str) -> Any:
-    """The first definition of ``name`` in the namespaces of ``tp``'s MRO, or _MISSING."""
-    for klass in MRO_OF(tp):
-        ns = _TYPE_DICT(klass)
-        if name in ns:
-            return ns[name]
-    return _MISSING
 
 
 # -- trusted types -------------------------------------------------------------
@@ -414,15 +399,32 @@ _TZ_GET: dict[type, Callable[[Any], Any]] = {
     _dt.datetime: _dt.datetime.__dict__["tzinfo"].__get__,
     _dt.time: _dt.time.__dict__["tzinfo"].__get__,
 }
-ARGS_GET: Final = BaseException.__dict__["args"].__get__
+ARGS_GET: Final = introspect.exc_args
 _FACTORY_GET: Final = collections.defaultdict.__dict__["default_factory"].__get__
-_FILENAME_GET: Final = OSError.__dict__["filename"].__get__
-_FILENAME2_GET: Final = OSError.__dict__["filename2"].__get__
 
 
-def _oserror_filenames(e: Any) -> tuple[Any, Any]:
-    return (_FILENAME_GET(e), _FILENAME2_GET(e))
-
+# Builtins whose C code, on a subclass, calls the subclass's own dunders for
+# more than the container protocol (probed on 3.10 to 3.13 with recording
+# subclasses): set's repr iterates it, deque's ==, <, repr, + and * iterate it
+# and + and * build a new instance of the subclass, dict's | reads items
+# through __getitem__, and OrderedDict's repr (3.12+) and | too.
+_REACHED_BY_C: Final[dict[int, dict[str, int]]] = {
+    id(set): {"__iter__": DISPLAY, "__len__": DISPLAY},
+    id(frozenset): {"__iter__": DISPLAY, "__len__": DISPLAY},
+    id(collections.deque): {
+        "__iter__": EQ | ORDER | ARITH | DISPLAY,
+        "__len__": ARITH | DISPLAY,
+        "__init__": ARITH,
+        "__new__": ARITH,
+    },
+    id(dict): {"__getitem__": ARITH},
+    id(collections.OrderedDict): {
+        "__getitem__": ARITH | DISPLAY,
+        "__init__": ARITH,
+        "__new__": ARITH,
+    },
+    id(collections.defaultdict): {"__getitem__": ARITH, "__init__": ARITH, "__new__": ARITH},
+}
 
 # id(type) -> (type, mro, (namespace, size) of its untrusted classes, info)
 _INFO: dict[int, tuple[type, tuple[type, ...], tuple[tuple[Any, int], ...], Info]] = {}
@@ -487,20 +489,21 @@ def _classify(mro: tuple[type, ...]) -> Info:
         dirty |= bits
 
     own: list[tuple[str, str]] = []
+    reached = _REACHED_BY_C.get(id(base))
     for klass in untrusted:
         name_k = tname(klass)
-        if not _FLAGS(klass) & _HEAPTYPE:
+        if not introspect.is_heap_type(klass):
             mark(ALL, f"{name_k}, a class implemented by an extension module,")
             continue
-        ns = _TYPE_DICT(klass)
-        for name in ns:
-            if type(name) is not str:
-                mark(ALL, f"{name_k}")
-                continue
+        if not introspect.clean_namespace(klass):
+            mark(ALL, f"{name_k} (a name in its namespace is not a str)")
+            continue
+        for name, value in _TYPE_DICT(klass).items():
             if name[:2] == "__" and name[-2:] == "__":
+                if reached is not None and name in reached:
+                    mark(reached[name], f"{name_k}.{name}, which {tname(base)}'s own code calls,")
                 if name in _HARMLESS:
                     continue
-                value = ns[name]
                 if name == "__hash__" and value is None:
                     continue  # unhashable: raises TypeError in C
                 # A builtin slot copied into the class (IntEnum.__format__ is int.__format__).
@@ -653,15 +656,18 @@ def check_deep(x: Any, need: int, B: list[int], where: str) -> int:
             if id(v) in seen:
                 continue
             seen.add(id(v))
-            charge(B, len(v) + 1, where)
-            if secrecy is not None and _keyed(kind, tp, info[1]):
-                secrecy.check_container(v, kind, info[1], where)
+            base = info[1]
+            charge(B, length(v, base) + 1, where)
+            if secrecy is not None and _keyed(kind, tp, base):
+                secrecy.check_container(v, kind, base, where)
             if kind == K_MAP:
                 parts: tuple[Iterable[Any], ...] = (_DKEYS(v), _DVALUES(v))
             elif id(tp) in _ITEMS_VIEWS:
                 parts = tuple(zip(*v, strict=True)) if v else ()
             else:
-                parts = (v,)
+                # The stored elements, through the builtin's own C iterator:
+                # a subclass's __iter__ is never called.
+                parts = (_iter_stored(v, base),)
             before = len(stack)
             for part in parts:
                 for e in part:
@@ -718,7 +724,7 @@ _ESCAPE_WIDTH: Final = 10
 def _quoted_size(v: Any, tp: type, B: list[int], where: str, escape_all: bool) -> tuple[int, bool]:
     """Characters of repr() (or ascii(), ``escape_all``) of a str or bytes, and
     whether the text may be wide; charges the escaping of non-ASCII text."""
-    n = len(v)
+    n = length(v, tp)
     if n > MAX_TEXT:  # before any pass over it
         too_big(where, f"the text would exceed {MAX_TEXT} characters")
     if tp is not str and not inherits(tp, str):
@@ -782,7 +788,7 @@ def check_display(x: Any, B: list[int], where: str, conversion: int = -1, extra:
                 size += bits // 3 + 2
             elif info[1] in _TEXT_BASES:
                 if top and conversion < 0 and info[1] is str:
-                    size += len(v)
+                    size += length(v, str)
                     wide = wide or not str.isascii(v)
                 else:
                     chars, w = _quoted_size(v, info[1], B, where, escape_all)
@@ -795,7 +801,7 @@ def check_display(x: Any, B: list[int], where: str, conversion: int = -1, extra:
                     continue
                 open_containers.add(key)
                 push(_Leave(key))
-                n = len(v)
+                n = length(v, info[1])
                 charge(B, _VISIT_STEPS * n + 1, where)  # each element goes through this loop
                 if secrecy is not None and _keyed(kind, tp, info[1]):
                     secrecy.check_container(v, kind, info[1], where)
@@ -809,7 +815,7 @@ def check_display(x: Any, B: list[int], where: str, conversion: int = -1, extra:
                     for pair in v:
                         stack.extend(pair)
                 else:
-                    stack.extend(v)
+                    stack.extend(_iter_stored(v, info[1]))
             else:
                 charge(B, 1, where)
                 size += 32
@@ -818,9 +824,9 @@ def check_display(x: Any, B: list[int], where: str, conversion: int = -1, extra:
                 elif kind == K_DECIMAL:
                     flags |= F_DECIMAL
                 elif kind == K_EXC:
-                    push(ARGS_GET(v))
-                    if inherits(tp, OSError):
-                        push(_oserror_filenames(v))
+                    # str() of an exception formats its args and, for some
+                    # builtins, fields such as SyntaxError.msg.
+                    stack.extend(introspect.text_parts(v))
                 elif kind == K_ENUM or (info[2] == 0 and _is_enum(tp)):
                     push(_enum_value(v))
                 elif info[1] is slice:
@@ -839,80 +845,66 @@ def _is_enum(tp: type) -> bool:
 
 
 def _enum_value(member: Any) -> Any:
-    ns = instance_dict(member)
-    return _DGET(ns, "_value_") if ns is not None else None
+    ns = introspect.instance_dict(member)
+    if ns is None:
+        return None
+    v = introspect.scan_for(ns, "_value_")
+    return None if v is _MISSING else v
 
 
 # -- attributes ----------------------------------------------------------------
 
 # Per-type layout for attribute reads:
 # (type, mro, namespaces to scan for the name, namespaces to scan for a
-#  __getattribute__ override, instance-dict getter, mode)
-Layout = tuple[type, tuple[type, ...], tuple[Any, ...], tuple[Any, ...], Any, int]
+#  __getattribute__ override, instance-dict getter, mode, introspect.Shape)
+Layout = tuple[type, tuple[type, ...], tuple[Any, ...], tuple[Any, ...], Any, int, Any]
 MODE_FAST: Final = 0  # instances with a standard __dict__: the closure's fast path
 MODE_MODULE: Final = 1  # exactly a module: its __dict__
 MODE_SLOW: Final = 2  # everything else: get_attribute()
 _LAYOUTS: dict[int, Layout] = {}
-_BROKEN_DICT: Final = object()
 
 
 def layout(tp: type) -> Layout:
-    """How attributes of ``tp`` instances are read (cached; see Layout)."""
+    """How attributes of ``tp`` instances are read (cached; see Layout). The
+    instance dict and namespaces come from ``introspect.shape``."""
     mro = MRO_OF(tp)
     entry = _LAYOUTS.get(id(tp))
     if entry is not None and entry[0] is tp and entry[1] is mro:
         return entry
+    found = introspect.shape(tp)
     scan = []
     untrusted = []
-    getter: Any = None
     for klass in mro:
         if klass is object:
             continue
         ns = _TYPE_DICT(klass)
         scan.append(ns)
-        trusted = id(klass) in _TRUSTED
-        if not trusted:
+        if id(klass) not in _TRUSTED:
             untrusted.append(ns)
-        if getter is None and "__dict__" in ns:
-            d = ns["__dict__"]
-            if (type(d) is _GETSET and (trusted or _FLAGS(klass) & _HEAPTYPE)) or (
-                type(d) is MEMBER and trusted
-            ):
-                getter = d.__get__
-            else:
-                getter = _BROKEN_DICT
     if tp is types.ModuleType:
         mode = MODE_MODULE
     elif (
-        is_in(type, mro)
-        or getter is _BROKEN_DICT
+        not found.clean
+        or found.dict_computed
+        or is_in(type, mro)
         or len(scan) > len(untrusted)
         or any(_GA in ns for ns in untrusted)
     ):
         # Classes, objects with a computed __dict__, subclasses of builtin
-        # types (whose namespaces hold __getattribute__ slots) and classes
-        # overriding __getattribute__ take the slow path.
+        # types (whose namespaces hold __getattribute__ slots), classes
+        # overriding __getattribute__ and namespaces that cannot be searched
+        # take the slow path.
         mode = MODE_SLOW
     else:
         mode = MODE_FAST
-    entry = (tp, mro, tuple(scan), tuple(untrusted), getter, mode)
+    entry = (tp, mro, tuple(scan), tuple(untrusted), found.dict_get, mode, found)
     if len(_LAYOUTS) >= _CACHE_SIZE:
         _LAYOUTS.clear()
     _LAYOUTS[id(tp)] = entry
     return entry
 
 
-NO_LAYOUT: Final[Layout] = (NoneType, (), (), (), None, MODE_SLOW)
-
-
-def instance_dict(o: Any) -> dict[str, Any] | None:
-    """The instance ``__dict__`` of ``o`` read through the standard slot, or None."""
-    lay = layout(type(o))
-    getter = lay[4]
-    if getter is None or getter is _BROKEN_DICT:
-        return None
-    d = getter(o)
-    return d if inherits(type(d), dict) else None
+NO_LAYOUT: Final[Layout] = (NoneType, (), (), (), None, MODE_SLOW, None)
 
 
 FOUND, ABSENT, COMPUTED, METHOD = range(4)
@@ -1020,11 +1012,17 @@ def lookup_attribute(o: Any, name: str) -> tuple[int, Any]:
 
     ``(FOUND, value)``; ``(ABSENT, message)``; ``(METHOD, reason)`` for a
     method; ``(COMPUTED, reason)`` when only running code (a property, a
-    descriptor, ``__getattr__``...) could produce the value.
+    descriptor, ``__getattr__``...) could produce the value, or when a
+    namespace holds a key that a lookup would compare with its own ``__eq__``.
     """
     tp = type(o)
     lay = layout(tp)
     T = tname(tp)
+    if not lay[6].clean:
+        return COMPUTED, (
+            f"a class of {T} has a namespace key that is not a str: not evaluated, "
+            "looking names up in it could run that key's code"
+        )
     for ns in lay[3]:
         if _GA in ns:
             return COMPUTED, (
@@ -1059,23 +1057,30 @@ def lookup_attribute(o: Any, name: str) -> tuple[int, Any]:
                 "data is read"
             )
         if owner is enum.Enum and name in ("name", "value"):
-            ns = instance_dict(o)
-            key = "_name_" if name == "name" else "_value_"
-            v = _DGET(ns, key, _MISSING) if ns is not None else _MISSING
+            ns = introspect.instance_dict(o)
+            v = (
+                introspect.scan_for(ns, "_name_" if name == "name" else "_value_")
+                if ns is not None
+                else _MISSING
+            )
             if v is not _MISSING:
                 return FOUND, v
         if kind is property and tp is owner and (id(owner), name) in _SAFE_PROPERTIES:
             return FOUND, found.__get__(o, tp)
         if _is_data_descriptor(found):
             return _describe_descriptor(found, tname(owner), name)
-    if getter is _BROKEN_DICT:
+    if lay[6].dict_computed:
         return COMPUTED, f"{T}.__dict__ is computed by code: not evaluated"
-    if getter is not None:
-        d = getter(o)
-        if inherits(type(d), dict):
-            v = _DGET(d, name, _MISSING)
-            if v is not _MISSING:
-                return FOUND, v
+    d = _stored_dict(o, getter)
+    if d is not None:
+        if not introspect.str_keys(d):
+            return COMPUTED, (
+                f"the __dict__ of {an(tp)} has a key that is not a str: not evaluated, "
+                "looking a name up would compare it with that key's code"
+            )
+        v = _DGET(d, name, _MISSING)
+        if v is not _MISSING:
+            return FOUND, v
     if found is not _MISSING:
         if _has_get(found):
             return _describe_descriptor(found, tname(owner), name)
@@ -1087,14 +1092,22 @@ def lookup_attribute(o: Any, name: str) -> tuple[int, Any]:
             f"{an(tp)} has no attribute {name!r} in its __dict__ and {T} defines __getattr__: "
             "not evaluated, it runs application code"
         )
-    return ABSENT, f"{an(tp)} has no attribute {name!r}{_attribute_hint(o, getter)}"
+    return ABSENT, f"{an(tp)} has no attribute {name!r}{_attribute_hint(d)}"
 
 
-def _attribute_hint(o: Any, getter: Any) -> str:
-    if getter is None or getter is _BROKEN_DICT:
-        return ""
+def _stored_dict(o: Any, getter: Any) -> dict[Any, Any] | None:
+    """The instance dict through its C slot (maybe a dict subclass), or None."""
+    if getter is None:
+        return None
     d = getter(o)
-    if not inherits(type(d), dict) or not d:
+    return d if inherits(type(d), dict) else None
+
+
+def _attribute_hint(d: dict[Any, Any] | None) -> str:
+    if d is None:
+        return ""
+    size = length(d, dict)
+    if not size:
         return ""
     names = []
     for k in _DKEYS(d):
@@ -1102,7 +1115,7 @@ def _attribute_hint(o: Any, getter: Any) -> str:
             names.append(k)
             if len(names) == 12:
                 break
-    more = ", ..." if len(d) > len(names) else ""
+    more = ", ..." if size > len(names) else ""
     return f"; it has: {', '.join(names)}{more}"
 
 
@@ -1113,7 +1126,7 @@ def _module_attribute(m: Any, name: str) -> tuple[int, Any]:
     v = _DGET(ns, name, _MISSING)
     if v is not _MISSING:
         return FOUND, v
-    mod = _DGET(ns, "__name__")
+    mod = introspect.scan_for(ns, "__name__")
     label = repr(mod) if type(mod) is str else "the module"
     if "__getattr__" in ns:
         return COMPUTED, (
@@ -1135,13 +1148,16 @@ def _class_attribute(cls: Any, name: str, lay: Layout) -> tuple[int, Any]:
             break
     if meta is not _MISSING and _is_data_descriptor(meta):
         return _describe_descriptor(meta, tname(lay[0]), name)
-    for klass in MRO_OF(cls):
-        ns = _TYPE_DICT(klass)
-        if name in ns:
-            v = ns[name]
-            if _has_get(v):
-                return _describe_descriptor(v, tname(klass), name)
-            return FOUND, v
+    owner = introspect.defining_class(cls, name)
+    if owner is not None:
+        if not introspect.clean_namespace(owner):
+            return COMPUTED, (
+                f"class {tname(owner)} has a namespace key that is not a str: not evaluated"
+            )
+        v = _TYPE_DICT(owner)[name]
+        if _has_get(v):
+            return _describe_descriptor(v, tname(owner), name)
+        return FOUND, v
     if meta is not _MISSING:
         if _has_get(meta):
             return _describe_descriptor(meta, tname(lay[0]), name)
@@ -1158,12 +1174,14 @@ def class_attribute_site(cls: Any, name: str) -> tuple[Any, ...] | None:
     """Where ``cls.name`` lives, for the attribute node's cache of class reads
     (``Status.PAID``): ``(cls, namespace, type of the value, namespaces that
     must not define the name)``, or None when the read is not a plain value
-    of a class with a trusted metaclass."""
+    of a class with a trusted metaclass whose namespaces can be searched."""
     meta = type(cls)
     if id(meta) not in _TRUSTED or not is_in(type, MRO_OF(meta)):
         return None
     shadows = [_TYPE_DICT(k) for k in MRO_OF(meta)]
     for klass in MRO_OF(cls):
+        if not introspect.clean_namespace(klass):
+            return None
         ns = _TYPE_DICT(klass)
         if name in ns:
             value = ns[name]
@@ -1302,19 +1320,20 @@ def _size_guard(op: str, a: Any, b: Any, ia: Info, ib: Info, B: list[int], where
         _int_cost(op, a, b, B, where)
     elif op == "*":
         if ba in _SEQ_LIMITS and bb in _INT_BASES:
-            _repeat_cost(a, ba, len(a) * max(_index(b, where), 0), B, where)
+            _repeat_cost(a, ba, length(a, ba) * max(_index(b, where), 0), B, where)
         elif bb in _SEQ_LIMITS and ba in _INT_BASES:
-            _repeat_cost(b, bb, len(b) * max(_index(a, where), 0), B, where)
+            _repeat_cost(b, bb, length(b, bb) * max(_index(a, where), 0), B, where)
         elif ba is fractions.Fraction or bb is fractions.Fraction:
             _fraction_cost(op, a, b, B, where)
     elif op == "+" and ba in _SEQ_LIMITS and bb in _SEQ_LIMITS:
-        _repeat_cost(a, ba, len(a) + len(b), B, where, b)
+        _repeat_cost(a, ba, length(a, ba) + length(b, bb), B, where, b)
     elif op == "**":
         _pow_guard(a, b, ia, ib, B, where)
     elif ba is fractions.Fraction or bb is fractions.Fraction:
         _fraction_cost(op, a, b, B, where)
     elif op in _SET_OPS and ia[0] in _CONTAINER_KINDS and ib[0] in _CONTAINER_KINDS:
-        n = len(a) + len(b) if op in ("|", "^") else len(a) if op == "-" else min(len(a), len(b))
+        na, nb = length(a, ba), length(b, bb)
+        n = na + nb if op in ("|", "^") else na if op == "-" else min(na, nb)
         produce(B, cost.hashed_bytes(n), where)
 
 
@@ -1356,7 +1375,7 @@ def _repeat_cost(seq: Any, base: type, n: int, B: list[int], where: str, other: 
     if n > _SEQ_LIMITS[base]:
         too_big(where, f"the {tname(base)} would have {n} elements")
     if base is str:
-        wide = not str.isascii(seq) or (type(other) is str and not str.isascii(other))
+        wide = not str.isascii(seq) or (inherits(type(other), str) and not str.isascii(other))
         produce(B, cost.text_bytes(n, wide), where)
     elif base in _TEXT_BASES:
         produce(B, cost.bytes_bytes(n), where)
@@ -1431,8 +1450,8 @@ def arithmetic(op: str, a: Any, b: Any, B: list[int], where: str) -> Any:
         flags |= check_deep(a, ALL, B, where) | check_deep(b, ALL, B, where)
     elif op in _SET_OPS and (ka in _CONTAINER_KINDS or kb in _CONTAINER_KINDS):
         flags |= check_deep(a, EQ, B, where) | check_deep(b, EQ, B, where)
-    elif op == "+" and ka in _CONTAINER_KINDS:
-        charge(B, (len(a) + len(b)) // 64 if kb in _CONTAINER_KINDS else 0, where)
+    elif op == "+" and ka in _CONTAINER_KINDS and kb in _CONTAINER_KINDS:
+        charge(B, (length(a, ia[1]) + length(b, ib[1])) // 64, where)
     opf = ARITH_OPS[op]
     if flags:
         with decimal.localcontext():
@@ -1481,7 +1500,7 @@ def subscript(c: Any, k: Any, B: list[int], where: str) -> Any:
         if tk is slice:
             _check_slice(k, where)
             if base is not range:  # a slice of a range is a range
-                n = len(range(len(c))[k])
+                n = len(range(length(c, base))[k])
                 charge(B, n // 64, where)
                 if base is str:
                     produce(B, cost.text_bytes(n, not str.isascii(c)), where)
@@ -1502,7 +1521,8 @@ def subscript(c: Any, k: Any, B: list[int], where: str) -> Any:
             return c[k]
         except IndexError:
             raise EvaluationFailure(
-                f"{where}: index {short_repr(k)} out of range for {an(tc)} of length {len(c)}"
+                f"{where}: index {short_repr(k)} out of range for {an(tc)} of length "
+                f"{length(c, base)}"
             ) from None
     if kind in (K_OPAQUE, K_OBJECT, K_EXC, K_ENUM, K_ATOM, K_TZ, K_DECIMAL, K_SIMPLE):
         raise EvaluationFailure(f"{where}: {an(tc)} is not subscriptable")
@@ -1547,12 +1567,13 @@ def short_repr(v: Any) -> str:
 
 
 def _keys_hint(d: Any) -> str:
-    if len(d) > 2000:
-        return f" among {len(d)} keys"
+    size = length(d, dict)
+    if size > 2000:
+        return f" among {size} keys"
     keys = [k for k in _DKEYS(d) if type(k) is str or type(k) is int][:10]
     if not keys:
         return ""
-    more = ", ..." if len(d) > len(keys) else ""
+    more = ", ..." if size > len(keys) else ""
     return f"; keys: {', '.join(short_repr(k) for k in keys)}{more}"
 
 
@@ -1620,13 +1641,13 @@ def _iterable(v: Any, need: int, B: list[int], where: str, fn: str) -> int:
         if need:
             flags |= check_deep(v, need, B, where)  # one step per element
         else:
-            charge(B, len(v), where)
+            charge(B, length(v, base), where)
             secrecy = B[1]
             if secrecy is not None and _keyed(kind, tp, base):
                 secrecy.check_container(v, kind, base, where)
         return flags
     if base in _TEXT_BASES:
-        n = len(v)
+        n = length(v, base)
         if base is str:
             # One str per character: cached for Latin-1, new objects beyond.
             charge(B, n // _CHAR_ELEMENT_RATE, where)
@@ -1653,7 +1674,7 @@ def _len(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
         refuse(tp, info, info[2] & CONTAINER, where, v)
     kind, base = info[0], info[1]
     if kind in _CONTAINER_KINDS or base in _TEXT_BASES:
-        return len(v)
+        return length(v, base)  # overrides of __len__ were refused above
     if base is range:
         try:
             return len(v)
@@ -1722,10 +1743,11 @@ def _int(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
     base = kw.get("base", args[1] if len(args) > 1 else None)
     b = check_value(v, CONVERT, where)[0][1]
     if b in _TEXT_BASES:
-        if len(v) > MAX_PARSE:
-            too_big(where, f"parsing {len(v)} characters as an int is too costly")
-        charge(B, cost.text_to_int(len(v)), where)
-        produce(B, cost.int_bytes(4 * len(v)), where)
+        n = length(v, b)
+        if n > MAX_PARSE:
+            too_big(where, f"parsing {n} characters as an int is too costly")
+        charge(B, cost.text_to_int(n), where)
+        produce(B, cost.int_bytes(4 * n), where)
         return int(v) if base is None else int(v, _index(base, where))
     if base is not None:
         raise EvaluationFailure(f"{where}: int() can't convert non-string with explicit base")
@@ -1746,8 +1768,8 @@ def _float(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) 
         return 0.0
     (v,) = args
     b = check_value(v, CONVERT, where)[0][1]
-    if b in _TEXT_BASES and len(v) > MAX_PARSE:
-        too_big(where, f"parsing {len(v)} characters as a float is too costly")
+    if b in _TEXT_BASES and length(v, b) > MAX_PARSE:
+        too_big(where, f"parsing {length(v, b)} characters as a float is too costly")
     if b in _TEXT_BASES or b in _INT_BASES or b is float or b is fractions.Fraction:
         return float(v)
     if b is decimal.Decimal:
@@ -1794,7 +1816,7 @@ def _round(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) 
     n = _index(nd, where)
     if abs(n) > MAX_NDIGITS:
         too_big(where, f"round() to {n} digits is limited to +-{MAX_NDIGITS}")
-    if n < 0 and type(v) in _INT_BASES:
+    if n < 0 and (type(v) is int or type(v) is bool):
         ten = 4 * -n  # bits of 10 ** -n, rounded up
         charge(B, cost.power(ten, -n) + cost.divide(_bits(v), ten), where)
         produce(B, 2 * cost.int_bytes(max(_bits(v), ten)), where)
@@ -1836,8 +1858,9 @@ def _sum(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
     start = kw.get("start", args[1] if len(args) > 1 else 0)
     flags = _iterable(it, 0, B, where, "sum")
     flags |= _number(start, where, "sum", _SUMMABLE)
-    if not _numbers(it):
-        for e in it:
+    base = type_info(type(it))[1]
+    if not _numbers(_iter_stored(it, base)):
+        for e in _iter_stored(it, base):
             flags |= _number(e, where, "sum", _SUMMABLE)
     if flags:
         with decimal.localcontext():
@@ -1869,7 +1892,7 @@ def _sorted(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str)
 
 def _size(it: Any) -> int:
     try:
-        return len(it)
+        return length(it, type_info(type(it))[1])
     except (TypeError, OverflowError):
         return MAX_ITEMS
 
@@ -1880,17 +1903,22 @@ def _truths(fn: Callable[[Any], bool], label: str) -> Builtin:
         _iterable(it, 0, B, where, label)
         info = type_info(type(it))
         if info[0] in _CONTAINER_KINDS:
-            elements = _DKEYS(it) if info[0] == K_MAP else it
-            if not _simple(elements):
-                for e in elements:
+            if not _simple(_stored(it, info)):
+                for e in _stored(it, info):
                     tp = type(e)
                     if id(tp) not in SIMPLE_IDS:
                         ie = type_info(tp)
                         if ie[2] & TRUTH:
                             refuse(tp, ie, ie[2] & TRUTH, where, e)
+            return fn(_stored(it, info))
         return fn(it)
 
     return impl
+
+
+def _stored(it: Any, info: Info) -> Iterable[Any]:
+    """The stored elements of a builtin container (a dict's keys), read by C code."""
+    return _DKEYS(it) if info[0] == K_MAP else _iter_stored(it, info[1])
 
 
 def _classes(classinfo: Any, where: str) -> list[type]:
@@ -1985,7 +2013,7 @@ def _divmod(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str)
     flags = _number(a, where, "divmod", (_dt.timedelta,)) | _number(
         b, where, "divmod", (_dt.timedelta,)
     )
-    if type(a) in _INT_BASES and type(b) in _INT_BASES:
+    if (type(a) is int or type(a) is bool) and (type(b) is int or type(b) is bool):
         _int_cost("//", a, b, B, where)
         produce(B, cost.int_bytes(_bits(b)), where)  # the remainder
     if flags:
@@ -2183,7 +2211,7 @@ def _text_method(owner: type, name: str) -> Method:
     def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
         if args or kw:
             _check_args(args, kw, where, label)
-        n = len(recv)
+        n = length(recv, owner)
         if name in _TEXT_SCANS:
             charge(B, n // (16 if name[:2] == "is" else 128), where)
         elif name in _TEXT_CASES:
@@ -2204,8 +2232,8 @@ def _text_method(owner: type, name: str) -> Method:
 
 def _text_bytes_of(text: Any) -> int:
     if type(text) is str or inherits(type(text), str):
-        return cost.text_bytes(len(text), not str.isascii(text))
-    return cost.bytes_bytes(len(text))
+        return cost.text_bytes(length(text, str), not str.isascii(text))
+    return cost.bytes_bytes(length(text, bytearray if inherits(type(text), bytearray) else bytes))
 
 
 def _split_method(owner: type, name: str) -> Method:
@@ -2218,7 +2246,7 @@ def _split_method(owner: type, name: str) -> Method:
     def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
         if args or kw:
             _check_args(args, kw, where, label)
-        n = len(recv)
+        n = length(recv, owner)
         wide = _is_wide(recv)
         charge(B, n // (8 if wide else 128), where)  # counting separators
         if name == "splitlines":
@@ -2269,7 +2297,7 @@ def _sized_text_method(owner: type, name: str) -> Method:
 
     def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
         _check_args(args, kw, where, label)
-        n = len(recv)
+        n = length(recv, owner)
         steps = 0
         wide = _is_wide(recv)
         if name == "replace":
@@ -2288,7 +2316,7 @@ def _sized_text_method(owner: type, name: str) -> Method:
             size = args[0] if args else kw.get("tabsize", 8)
             if type(size) is int:
                 n += count(recv, "\t" if owner is str else b"\t") * max(size, 0)
-            steps = len(recv) // 8  # column by column
+            steps = length(recv, owner) // 8  # column by column
         elif args and type(args[0]) is int:
             n = max(n, args[0])
         if n > MAX_TEXT:
@@ -2308,13 +2336,15 @@ def _join_method(owner: type) -> Method:
             raise EvaluationFailure(f"{where}: join() takes one iterable")
         (it,) = args
         _iterable(it, 0, B, where, "join")
-        elements = _DKEYS(it) if type_info(type(it))[0] == K_MAP else it
+        info = type_info(type(it))
+        elements = _DKEYS(it) if info[0] == K_MAP else _iter_stored(it, info[1])
         want = (str,) if owner is str else (bytes, bytearray)
         total = 0
         count = 0
         wide = False
         for e in elements:
-            if type(e) not in want:
+            te = type(e)
+            if not is_in(te, want):  # `in` would compare classes with ==
                 raise EvaluationFailure(
                     f"{where}: join() takes {tname(want[0])} elements only, got {an(type(e))}"
                 )
@@ -2322,7 +2352,7 @@ def _join_method(owner: type) -> Method:
             count += 1
             if owner is str and not wide:
                 wide = not str.isascii(e)
-        total += len(recv) * max(count - 1, 0)
+        total += length(recv, owner) * max(count - 1, 0)
         if total > MAX_TEXT:
             too_big(where, f"the result would have {total} characters")
         charge(B, total // 128, where)
@@ -2346,7 +2376,7 @@ def _text_result_bytes(owner: type, chars: int, wide: bool) -> int:
 
 def _codec_cost(value: Any, owner: type, B: list[int], where: str) -> None:
     """Charge str.encode (up to 4 bytes a character, utf-32) or bytes.decode."""
-    n = len(value)
+    n = length(value, bytearray if inherits(type(value), bytearray) else owner)
     if n > 4 * MAX_TEXT:
         too_big(where, f"coding {n} characters is too costly")
     charge(B, n // 16, where)
@@ -2378,7 +2408,7 @@ def _search_method(owner: type, name: str) -> Method:
         for extra in args[1:]:
             _index(extra, where)
         flags = check_deep(args[0], EQ, B, where) | check_deep(recv, EQ, B, where)
-        charge(B, len(recv), where)
+        charge(B, length(recv, owner), where)
         if flags:
             with decimal.localcontext():
                 return fn(recv, *args)
@@ -2409,7 +2439,7 @@ def _dict_view(name: str) -> Method:
             raise EvaluationFailure(f"{where}: {name}() takes no arguments")
         secrecy = B[1]
         if reads_values and secrecy is not None:
-            charge(B, len(recv) // KEY_SCAN_RATE, where)
+            charge(B, length(recv, dict) // KEY_SCAN_RATE, where)
             secrecy.check_container(recv, K_MAP, dict, where)
         return fn(recv)
 
@@ -2426,7 +2456,7 @@ def _set_method(owner: type, name: str) -> Method:
         for other in args:
             flags |= _iterable(other, EQ, B, where, name)
         if not name.startswith("is"):
-            produce(B, cost.hashed_bytes(len(recv) + sum(_size(o) for o in args)), where)
+            produce(B, cost.hashed_bytes(_size(recv) + sum(_size(o) for o in args)), where)
         if flags:
             with decimal.localcontext():
                 return fn(recv, *args)
@@ -2543,6 +2573,8 @@ def _methods() -> dict[type, dict[str, Method]]:
 
 
 METHODS: Final = _methods()
+#: The types of METHODS, by id (a class is looked up there only once known).
+_METHOD_OWNERS: Final = frozenset(map(id, METHODS))
 #: Every method name an expression may call (on values of the right type).
 METHOD_NAMES: Final = frozenset(name for names in METHODS.values() for name in names)
 
@@ -2559,6 +2591,8 @@ def call_method(
     table = METHODS.get(base)
     impl = table.get(name) if table is not None else None
     if impl is None or info[2] == ALL:
+        if kind == K_OPAQUE and inherits(tp, type):
+            return _unbound_call(recv, name, args, kw, B, where)
         _no_method(recv, tp, name, table, where)
     if kind == K_TZ:
         _check_tz(recv, base, where)
@@ -2566,6 +2600,32 @@ def call_method(
         with decimal.localcontext():
             return impl(recv, args, kw, B, where)
     return impl(recv, args, kw, B, where)
+
+
+def _unbound_call(
+    cls: Any, name: str, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str
+) -> Any:
+    """``str.upper(s)``: an allowed method of a builtin type called through the
+    class, on the value passed first; as Python does, it needs one."""
+    if id(cls) not in _METHOD_OWNERS or name not in METHODS[cls]:
+        _no_method(cls, type(cls), name, None, where)
+    label = f"{tname(cls)}.{name}()"
+    if not args:
+        raise EvaluationFailure(
+            f"{where}: {label} called on the class needs {an(cls)} as its first argument"
+        )
+    value = args[0]
+    opaque(value, where)
+    if not inherits(type(value), cls):
+        raise EvaluationFailure(f"{where}: {label} needs {an(cls)}, not {an(type(value))}")
+    result = call_method(value, name, args[1:], kw, B, where)
+    rule = B[1]
+    if name == "get" and len(args) > 1 and rule is not None:
+        # dict.get(d, key): the key names the value, as in d.get(key).
+        secret = rule.key_name(args[1])
+        if secret is not None:
+            return rule.hide(secret, result)
+    return result
 
 
 def _no_method(
@@ -2584,7 +2644,7 @@ def _no_method(
         raise EvaluationFailure(
             f"{where}: {name} of {label} is {an(type(reason))}, which is not callable"
         )
-    owner = klass_defining(tp, name)
+    owner = introspect.defining_class(tp, name)
     if status == METHOD and owner is not None and id(owner) in _TRUSTED:
         allowed = f"; allowed: {', '.join(sorted(table))}" if table else ""
         raise EvaluationFailure(
@@ -2597,18 +2657,10 @@ def _no_method(
     )
 
 
-def klass_defining(tp: type, name: str) -> type | None:
-    """The class of ``tp``'s MRO whose namespace defines ``name``."""
-    for klass in MRO_OF(tp):
-        if name in _TYPE_DICT(klass):
-            return klass
-    return None
-
-
 def short_label(v: Any) -> str:
     """A module or class described by its name, read statically."""
     if inherits(type(v), types.ModuleType):
-        name = _DGET(MODULE_DICT(v), "__name__")
+        name = introspect.scan_for(MODULE_DICT(v), "__name__")
         return f"module {name}" if type(name) is str else "a module"
     if inherits(type(v), type):
         return f"class {tname(v)}"

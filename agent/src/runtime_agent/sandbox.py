@@ -34,12 +34,13 @@ instance ``__dict__``, a local name) are handled inline in the closures with
 from __future__ import annotations
 
 import ast
+import decimal
 import operator
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, final
 
-from runtime_agent import cost, safeops, secrecy
+from runtime_agent import cost, introspect, safeops, secrecy
 from runtime_agent.errors import ExpressionError
 from runtime_agent.redact import Redactor
 from runtime_agent.safeops import (
@@ -92,6 +93,7 @@ _MODE_MODULE = safeops.MODE_MODULE
 _MODE_SLOW = safeops.MODE_SLOW
 _MODULE_DICT = safeops.MODULE_DICT
 _DGET = dict.get
+_DKEYS = dict.keys
 _DEFAULT_SECRECY: Final = Secrecy(Redactor())
 
 
@@ -236,9 +238,10 @@ def _describe(exc: BaseException) -> str:
 
 
 def _failure(exc: Exception, where: str) -> EvaluationFailure:
-    if isinstance(exc, RecursionError):
+    # ``inherits``, not isinstance: isinstance reads ``__class__`` when false.
+    if introspect.inherits(type(exc), RecursionError):
         return BudgetExceeded(f"{where}: nested too deeply for the stack at this line")
-    if isinstance(exc, MemoryError):
+    if introspect.inherits(type(exc), MemoryError):
         return BudgetExceeded(f"{where}: out of memory")
     return EvaluationFailure(f"{where}: {_describe(exc)}")
 
@@ -276,6 +279,11 @@ def _entry(
     room = cost.MEMORY_BUDGET - memory
 
     def evaluate(local_vars: Scope, global_vars: Scope, budget: list[Any] | None = None) -> Any:
+        t = type(local_vars)
+        if t is not dict and t is not _PROXY:
+            local_vars = _scope(local_vars)
+        if type(global_vars) is not dict:
+            global_vars = _scope(global_vars)
         if budget is None:
             budget = [work, rule, room]
         else:
@@ -299,6 +307,69 @@ def _entry(
         return value
 
     return evaluate
+
+
+# -- scopes --------------------------------------------------------------------
+
+
+_PROXY: Final[type] = introspect.FRAME_LOCALS
+
+
+@final
+class _DictScope:
+    """A dict subclass (a function's ``__globals__``, a module's namespace)
+    read with ``dict``'s own C methods: its ``__contains__``,
+    ``__getitem__`` and ``__missing__`` never run."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        self._d = d
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self._d, name)
+
+    def __getitem__(self, name: str) -> Any:
+        v = _DGET(self._d, name, _MISSING)
+        if v is _MISSING:
+            raise KeyError(name)
+        return v
+
+    def __iter__(self) -> Any:
+        return iter(_DKEYS(self._d))
+
+
+@final
+class _ForeignScope:
+    """A namespace of an application type (a class body's ``__prepare__``
+    mapping, ``exec`` with a custom mapping): reading a name from it would
+    run its code, so every read is refused."""
+
+    __slots__ = ("_label",)
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+
+    def __contains__(self, name: object) -> bool:
+        raise NotEvaluated(
+            f"not evaluated: the frame's namespace is {self._label}; reading a name from it "
+            "runs application code"
+        )
+
+    __getitem__ = __contains__
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+
+def _scope(names: Any) -> Any:
+    """A frame namespace that is not an exact dict, made safe to read."""
+    tp = type(names)
+    if introspect.inherits(tp, dict):
+        return _DictScope(names)
+    if tp is _DictScope or tp is _ForeignScope:
+        return names
+    return _ForeignScope(safeops.an(tp))
 
 
 # -- rejections ----------------------------------------------------------------
@@ -662,6 +733,7 @@ class _Compiler:
         cache = [safeops.NO_LAYOUT]
         layout = _layout
         dget = _DGET
+        dkeys = _DKEYS
         missing = _MISSING
         module_dict = _MODULE_DICT
         member = safeops.MEMBER
@@ -741,9 +813,16 @@ class _Compiler:
                     else:
                         getter = c[4]
                         if getter is not None:
-                            v = dget(getter(o), name, missing)
-                            if v is not missing:
-                                return v
+                            # A lookup compares the name with stored keys of
+                            # the same hash: only exact str ones may be there.
+                            d = getter(o)
+                            for k in d if type(d) is dict else dkeys(d):
+                                if type(k) is not str:
+                                    break
+                            else:
+                                v = dget(d, name, missing)
+                                if v is not missing:
+                                    return v
                 elif mode == _MODE_MODULE:
                     v = dget(module_dict(o), name, missing)
                     if v is not missing:
@@ -778,9 +857,14 @@ class _Compiler:
                 else:
                     getter = c[4]
                     if getter is not None:
-                        v = dget(getter(o), name, missing)
-                        if v is not missing:
-                            return v
+                        d = getter(o)
+                        for k in d if type(d) is dict else dkeys(d):
+                            if type(k) is not str:
+                                break
+                        else:
+                            v = dget(d, name, missing)
+                            if v is not missing:
+                                return v
             elif mode == _MODE_MODULE:
                 v = dget(module_dict(o), name, missing)
                 if v is not missing:
@@ -923,8 +1007,12 @@ class _Compiler:
         def make_set(L: Scope, G: Scope, B: list[Any]) -> set[Any]:
             values = [f(L, G, B) for f in fns]
             try:
+                flags = 0
                 for v in values:
-                    check(v, EQ, B, where)
+                    flags |= check(v, EQ, B, where)
+                if flags:  # a Decimal compared with a float sets the context's flags
+                    with decimal.localcontext():
+                        return set(values)
                 return set(values)
             except EvaluationFailure:
                 raise
@@ -945,17 +1033,21 @@ class _Compiler:
         EQ = safeops.EQ
 
         def make_dict(L: Scope, G: Scope, B: list[Any]) -> Any:
-            out = {}
-            for kf, vf in pairs:
-                k = kf(L, G, B)
-                v = vf(L, G, B)
-                try:
-                    check(k, EQ, B, where)
-                    out[k] = v
-                except EvaluationFailure:
-                    raise
-                except Exception as exc:
-                    raise _failure(exc, where) from None
+            # Every key and value first, then the dict, as Python builds it.
+            items = [(kf(L, G, B), vf(L, G, B)) for kf, vf in pairs]
+            try:
+                flags = 0
+                for k, _ in items:
+                    flags |= check(k, EQ, B, where)
+                if flags:  # a Decimal compared with a float sets the context's flags
+                    with decimal.localcontext():
+                        out = dict(items)
+                else:
+                    out = dict(items)
+            except EvaluationFailure:
+                raise
+            except Exception as exc:
+                raise _failure(exc, where) from None
             return _holder(out, out.values())
 
         return make_dict

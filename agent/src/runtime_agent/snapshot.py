@@ -18,9 +18,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from types import CodeType, FrameType
+from types import BuiltinFunctionType, CodeType, FrameType
 from typing import Any
 
+from runtime_agent import introspect
 from runtime_agent.capture import CaptureBudget, CaptureLimits, capture_namespace, capture_value
 from runtime_agent.cost import new_budget
 from runtime_agent.locate import Blocklist
@@ -129,34 +130,62 @@ def _watch_value(
 def _thread() -> dict[str, Any]:
     ident = threading.get_ident()
     thread = threading._active.get(ident)  # type: ignore[attr-defined]
-    # The name from the instance dict: a Thread subclass could override the property.
-    name = thread.__dict__.get("_name") if thread is not None else None
-    return {"id": ident, "name": name if isinstance(name, str) else None}
+    # The name from the instance dict, through its slot: a Thread subclass
+    # could override the property, __getattribute__ or __dict__.
+    state = introspect.instance_dict(thread) if thread is not None else None
+    name = introspect.scan_for(state, "_name", 1000) if state is not None else None
+    return {"id": ident, "name": name if type(name) is str else None}
 
 
 def _task_name() -> str | None:
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None:
+    """The running task's name, read by asyncio's C code only: a Task subclass
+    (or its metaclass) and the event loop's class never run."""
+    namespace = introspect.loaded_namespace(sys.modules.get("_asyncio"))
+    if namespace is None:
+        return None  # no C asyncio: the Python one would run code
+    running_loop = introspect.scan_for(namespace, "_get_running_loop", 1000)
+    current_tasks = introspect.scan_for(namespace, "_current_tasks", 1000)
+    task_type = introspect.scan_for(namespace, "Task", 1000)
+    if (
+        type(running_loop) is not BuiltinFunctionType
+        or type(current_tasks) is not dict
+        or type(task_type) is not type
+    ):
         return None
     try:
-        task = asyncio.current_task()
-    except RuntimeError:  # no running loop in this thread
-        return None
+        loop = running_loop()
+        if loop is None:
+            return None
+        # The running task is found by the loop in a dict: the loop's hash and
+        # == must be object's.
+        kind = type(loop)
+        if (
+            introspect.static_lookup(kind, "__hash__") is not _OBJECT_HASH
+            or introspect.static_lookup(kind, "__eq__") is not _OBJECT_EQ
+        ):
+            return None
+        task = dict.get(current_tasks, loop)
+        if task is None or not introspect.inherits(type(task), task_type):
+            return None
+        get_name = introspect.static_lookup(type(task), "get_name")
+        if get_name is not introspect.static_lookup(task_type, "get_name"):
+            return None  # overridden: application code
+        name = get_name(task)  # the C method, called directly: no attribute lookup
     except Exception:
         return None
-    if task is None:
-        return None
-    # Only the stdlib's own get_name: a Task subclass could run anything.
-    get_name = getattr(type(task), "get_name", None)
-    if get_name is not None and get_name is getattr(asyncio.Task, "get_name", None):
-        return str(task.get_name())
-    return None
+    return name if type(name) is str else None
+
+
+_OBJECT_HASH = object.__dict__["__hash__"]
+_OBJECT_EQ = object.__dict__["__eq__"]
 
 
 def _context(redactor: Redactor, budget: CaptureBudget, secrets: EventSecrets) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for var, value in contextvars.copy_context().items():
-        values[var.name] = value
+        name = introspect.plain_str(var.name)  # a str subclass's hash never runs
+        if name is not None:
+            values[name] = value
     if not values:
         return {}
     return capture_namespace(

@@ -83,15 +83,16 @@ class Template:
                 continue
             if type(value) is Redacted:
                 out.append(REDACTED)
-            elif type(value) in _DEFERRABLE:
+            elif id(type(value)) in _DEFERRABLE:
                 out.append(value)
             else:
                 out.append(render(value, redactor=self._redactor, mask=False, secrets=secrets))
         return PendingMessage(out, self._redactor, secrets)
 
 
-#: Values that cannot change after the hit, so their text can wait.
-_DEFERRABLE = frozenset({str, int, float, bool, type(None)})
+#: Values that cannot change after the hit, so their text can wait. By id:
+#: hashing a class could run its metaclass's __hash__.
+_DEFERRABLE = frozenset(map(id, (str, int, float, bool, type(None))))
 
 
 class PendingMessage:
