@@ -97,3 +97,19 @@ def test_memory_stays_flat_under_a_snapshot_on_a_hot_line(engine):
         tracemalloc.stop()
     # Each block is dropped before the yield: at most a fraction of one stays.
     assert max(held) < size // 4, [h // 1024 for h in held]
+
+
+def test_a_locals_dict_the_code_holds_is_left_alone(engine):
+    placed = engine.add_log(at("own_locals"), "{value}")
+    namespace = lifetimes.keeps_its_locals(21)
+    assert namespace["value"] == 21 and namespace["seen"] == 42
+    assert engine.status(placed.id).hits == 1
+
+
+def test_locals_stay_bound_after_hits_on_every_line(engine):
+    for name in ("life_use", "life_yield"):
+        engine.add_snapshot(at(name), max_hits=100)
+    called: list[object] = []
+    # Each yield follows a hit and a `del item`: an unbound local would raise.
+    assert list(lifetimes.holder(["a", "bb", "ccc"], called.append)) == [1, 2, 3]
+    assert len(called) == 3

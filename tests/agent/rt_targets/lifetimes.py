@@ -56,3 +56,10 @@ class _Pause:
 
 def _pause() -> _Pause:
     return _Pause()
+
+
+def keeps_its_locals(value: int) -> dict[str, object]:
+    namespace = locals()  # the code's own dict: the agent must leave it alone
+    doubled = value * 2  # L:own_locals
+    namespace["seen"] = doubled
+    return namespace
