@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
-from runtime_agent import state
+from runtime_agent import framelocals, state
 from runtime_agent.aggregate import Aggregate
 from runtime_agent.locate import Blocklist
 from runtime_agent.redact import Redactor
@@ -67,6 +67,7 @@ class Host:
         redactor: Redactor,
         locals_hazard: Callable[[CodeType], str | None] = lambda code: None,
         blocklist: Blocklist | None = None,
+        release_locals: Callable[[FrameType, Any], None] | None = None,
     ) -> None:
         self.redactor = redactor
         self.blocklist = blocklist
@@ -78,6 +79,9 @@ class Host:
         # condition failing on every hit repeats its reason (one tuple, so a
         # thread never sees a text with another's mask).
         self._last_masked = ("", "")
+        #: Hands back the locals dict a hit read from the frame that fired
+        #: (``Backend.release_locals``); None from 3.13, where nothing is kept.
+        self.release_locals = release_locals
 
     def mask(
         self, text: str, code: CodeType | None = None, f_locals: Mapping[str, Any] | None = None
@@ -225,33 +229,38 @@ class Action:
         evaluate = self.condition.evaluate if self.condition is not None else None
         where = self.condition.source if self.condition is not None else ""
         record = None if type(self).record is Action.record else self.record
+        release = self.host.release_locals
         perf = _perf
         failed = self._failed
         exhausted = f"reached max_hits={limit}"
 
         def hit(frame: FrameType) -> bool:
-            f_locals = None
-            if evaluate is not None:
-                f_locals = frame.f_locals
-                try:
-                    held = evaluate(f_locals, frame.f_globals)
-                    if held is not True and (held is False or not truth(held, where)):
-                        return True
-                except EvaluationFailure as exc:
-                    failed("condition", exc, frame.f_code, f_locals)
-                    return action.live
-                if action._failures:
-                    action._failures = 0
-            n = next(counter)
-            if n > limit:
-                return False
-            action.hits = n
-            if record is not None:
-                record(frame, f_locals)
-            if n >= limit:
-                action.set_state(state.EXHAUSTED, exhausted)
-                return False
-            return True
+            # Read once per hit, handed back at its end: see framelocals.
+            f_locals = frame.f_locals
+            try:
+                if evaluate is not None:
+                    try:
+                        held = evaluate(f_locals, frame.f_globals)
+                        if held is not True and (held is False or not truth(held, where)):
+                            return True
+                    except EvaluationFailure as exc:
+                        failed("condition", exc, frame.f_code, f_locals)
+                        return action.live
+                    if action._failures:
+                        action._failures = 0
+                n = next(counter)
+                if n > limit:
+                    return False
+                action.hits = n
+                if record is not None:
+                    record(frame, f_locals)
+                if n >= limit:
+                    action.set_state(state.EXHAUSTED, exhausted)
+                    return False
+                return True
+            finally:
+                if release is not None:
+                    release(frame, f_locals)
 
         if evaluate is None and record is None:
             # A bare counter: no frame, no clock; its cost is estimated per hit.
@@ -295,8 +304,11 @@ class Action:
 
         return timed
 
-    def record(self, frame: FrameType, f_locals: Mapping[str, Any] | None) -> None:
-        """What one hit does; runs after the condition held and the count was taken."""
+    def record(self, frame: FrameType, f_locals: Mapping[str, Any]) -> None:
+        """What one hit does; runs after the condition held and the count was taken.
+
+        ``f_locals`` is the frame's locals, read once for the hit.
+        """
 
     def allow_event(self) -> bool:
         """Per-action rate limit and expiry, checked before building an event."""
@@ -355,11 +367,9 @@ class LogAction(Action):
         self.template = template
         self.output = output
 
-    def record(self, frame: FrameType, f_locals: Mapping[str, Any] | None) -> None:
+    def record(self, frame: FrameType, f_locals: Mapping[str, Any]) -> None:
         if not self.allow_event():
             return
-        if f_locals is None:
-            f_locals = frame.f_locals
         pending = self.template.capture(f_locals, frame.f_globals, frame.f_code)
         if self.output != "events":
             DYNAMIC_LOGGER.info(pending.text(), extra={"runtime_agent_action": self.id})
@@ -390,7 +400,7 @@ class SnapshotAction(Action):
         super().__init__(*args, **kwargs)
         self.watch = tuple(watch)
 
-    def record(self, frame: FrameType, f_locals: Mapping[str, Any] | None) -> None:
+    def record(self, frame: FrameType, f_locals: Mapping[str, Any]) -> None:
         if not self.allow_event():
             return
         event = take_snapshot(
@@ -400,6 +410,7 @@ class SnapshotAction(Action):
             self.host.redactor,
             self.host.locals_hazard,
             self.host.blocklist,
+            framelocals.CACHED,
         )
         event["action"] = self.id
         self.host.emit(event)
@@ -441,9 +452,7 @@ class MetricAction(Action):
         self.aggregate = Aggregate()
         self.total = 0
 
-    def record(self, frame: FrameType, f_locals: Mapping[str, Any] | None) -> None:
-        if f_locals is None:
-            f_locals = frame.f_locals
+    def record(self, frame: FrameType, f_locals: Mapping[str, Any]) -> None:
         try:
             value = self.expression.evaluate(f_locals, frame.f_globals)
         except EvaluationFailure as exc:
@@ -489,6 +498,9 @@ class DurationAction(Action):
                 except EvaluationFailure as exc:
                     self._failed("condition", exc, frame.f_code, f_locals)
                     return
+                finally:
+                    if self.host.release_locals is not None:
+                        self.host.release_locals(frame, f_locals)
             if len(self._open) >= MAX_OPEN_FRAMES:
                 self._open.clear()
             self._open[id(frame)] = start

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from types import CodeType, FrameType, ModuleType
 from typing import Any
 
-from runtime_agent import introspect, locate, state
+from runtime_agent import framelocals, introspect, locate, state
 from runtime_agent.actions import (
     Action,
     CounterAction,
@@ -118,6 +118,7 @@ class Engine:
             self.redactor,
             self._backend.locals_hazard,
             self.blocklist,
+            self._backend.release_locals if framelocals.CACHED else None,
         )
         self._watcher = ImportWatcher(self._wants_module, self._module_loaded)
         self._stop = threading.Event()

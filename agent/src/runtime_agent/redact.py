@@ -642,6 +642,9 @@ def _card_masker(record: Record | None) -> Callable[[re.Match[str]], str]:
 # Secrets that travel within one event
 
 
+_NOTHING: frozenset[Any] = frozenset()
+
+
 class EventSecrets:
     """The values redacted so far in one event, to be masked wherever else they appear.
 
@@ -658,9 +661,11 @@ class EventSecrets:
     __slots__ = ("_numbers", "_ordered", "_values")
 
     def __init__(self) -> None:
-        self._values: set[str] = set()
+        # Most events redact nothing: the sets are made on the first secret
+        # (a log line on a hot path keeps thousands of these until drained).
+        self._values: set[str] | frozenset[str] = _NOTHING
         self._ordered: list[str] = []  # longest first, so a secret's part never masks first
-        self._numbers: set[int] = set()
+        self._numbers: set[int] | frozenset[int] = _NOTHING
 
     def __bool__(self) -> bool:
         return bool(self._ordered)
@@ -676,7 +681,9 @@ class EventSecrets:
             return
         if text in self._values or text in REDACTED or len(self._values) >= self.MAX_SECRETS:
             return
-        self._values.add(text)
+        if type(self._values) is frozenset:
+            self._values = set()
+        self._values.add(text)  # type: ignore[union-attr]
         self._ordered.append(text)
         self._ordered.sort(key=len, reverse=True)
 
@@ -706,7 +713,9 @@ class EventSecrets:
             if -(10**19) < value < 10**19:  # type: ignore[operator]
                 digits = int.__repr__(value)  # type: ignore[arg-type]
                 if len(digits.lstrip("-")) >= MIN_TRAVEL_LENGTH:
-                    self._numbers.add(value)  # type: ignore[arg-type]
+                    if type(self._numbers) is frozenset:
+                        self._numbers = set()
+                    self._numbers.add(value)  # type: ignore[arg-type, union-attr]
                     self.add(digits.lstrip("-"))
         elif issubclass(kind, str):
             self.add(str.__str__(value))  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import BuiltinFunctionType, CodeType, FrameType
 from typing import Any
 
-from runtime_agent import introspect
+from runtime_agent import framelocals, introspect
 from runtime_agent.capture import CaptureBudget, CaptureLimits, capture_namespace, capture_value
 from runtime_agent.cost import new_budget
 from runtime_agent.locate import Blocklist
@@ -40,8 +40,13 @@ def take_snapshot(
     redactor: Redactor,
     locals_hazard: Callable[[CodeType], str | None] = lambda code: None,
     blocklist: Blocklist | None = None,
+    release_callers: bool = False,
 ) -> dict[str, Any]:
     """One snapshot event (without the action id) for ``frame``.
+
+    ``release_callers``: hand each caller frame's locals dict back once it is
+    captured (``framelocals.release``; callers are never inside a trace
+    trampoline, so at once). The action hands back ``frame``'s own.
 
     A caller frame whose locals the core cannot read without changing them
     (``locals_hazard``) gets ``locals_omitted`` with the reason instead;
@@ -65,11 +70,18 @@ def take_snapshot(
             entry["blocked"] = True
         elif hazard is not None:
             entry["locals_omitted"] = hazard
+        elif depth == 0:
+            entry["locals"] = capture_namespace(
+                top_locals, limits=LIMITS, redactor=redactor, budget=budget, secrets=secrets
+            )
         elif depth < LOCALS_FRAMES:
-            names = top_locals if depth == 0 else current.f_locals
+            names = current.f_locals
             entry["locals"] = capture_namespace(
                 names, limits=LIMITS, redactor=redactor, budget=budget, secrets=secrets
             )
+            if release_callers:
+                framelocals.release(current, names)
+            del names
         frames.append(entry)
         current = current.f_back
         depth += 1

@@ -12,6 +12,9 @@ import abc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import CodeType, FrameType
+from typing import Any
+
+from runtime_agent import framelocals
 
 #: Called when a line carrying actions is about to run, with the frame running
 #: it. Returns False when nothing live is left at that line, so a backend that
@@ -81,6 +84,13 @@ class Backend(abc.ABC):
         Snapshots ask before capturing a caller frame's locals.
         """
         return None
+
+    #: Hands back the locals dict a callback read from the frame that fired:
+    #: ``framelocals.release``, which empties it at once when only the frame
+    #: holds it. A core whose callbacks run where the interpreter writes that
+    #: dict back into the frame afterwards defers it. Called directly by the
+    #: action (no wrapper: ``release`` counts the references to the dict).
+    release_locals: Callable[[FrameType, Any], None] = staticmethod(framelocals.release)
 
     @abc.abstractmethod
     def set_lines(self, path: CodePath, callbacks: Mapping[int, LineCallback]) -> None:

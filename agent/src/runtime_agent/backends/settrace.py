@@ -51,6 +51,7 @@ from collections.abc import Mapping
 from types import CodeType, FrameType
 from typing import Any
 
+from runtime_agent import framelocals
 from runtime_agent.backends.base import Backend, CodePath, FrameCallback, LineCallback
 
 _YIELD_OPS = frozenset(
@@ -92,6 +93,20 @@ class SettraceBackend(Backend):
         # their next "call" is a resumption, their last "return" a yield.
         self._suspended: set[int] = set()
         self._last_line: dict[int, int] = {}
+        # Locals dicts read in a callback, by frame id, emptied at the
+        # frame's next event (see release_locals).
+        self._read: dict[int, dict[str, Any]] = {}
+
+    def release_locals(self, frame: FrameType, mapping: Any) -> None:
+        # Inside our callback CPython is about to write the dict back with
+        # PyFrame_LocalsToFast(frame, 1): emptied now, it would unbind every
+        # local. At the frame's next event the write-back is done and the
+        # trampoline leaves the dict alone until someone reads it again.
+        if not _WRITES_BACK_READ or type(mapping) is not dict:
+            return
+        if _len(self._read) >= _MAX_FRAMES:
+            self._read.clear()
+        self._read[_id(frame)] = mapping
 
     def refusal(self, code: CodeType) -> str | None:
         if _WRITES_BACK_ALWAYS:
@@ -139,6 +154,11 @@ class SettraceBackend(Backend):
     def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
         try:
             key = _id(frame)
+            if self._read:
+                read = self._read.pop(key, None)
+                if read is not None:
+                    framelocals.release(frame, read)
+                    del read
             if event == "line":
                 lines = self._lines.get(_id(frame.f_code))
                 if lines is not None:
