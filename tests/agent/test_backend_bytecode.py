@@ -763,6 +763,63 @@ def test_results_are_identical_with_and_without_hooks(mod, backend):
     assert [call() for call in calls] == plain_results
 
 
+def test_guards_leave_every_shape_unchanged_when_no_trampoline_can_be_entered(
+    mod, backend, monkeypatch
+):
+    """At the host's deepest frame the trampolines cannot be entered: their
+    calls raise RecursionError in the host frame. Each injected call's guard
+    must then unwind to the right stack depth (in loops, in handlers, within
+    multi-line expressions, in generators and coroutines), drop the error and
+    let the host's code run on: here every line and function of every shape,
+    with every guard's handler running on every hit."""
+
+    def cannot_enter(slot: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    calls: list[Callable[[], Any]] = [
+        lambda: mod.plain(3, 4),
+        lambda: mod.Shape(5).area(),
+        lambda: mod.existing_adder(7),
+        lambda: mod.decorated(9),
+        lambda: list(mod.countdown(4)),
+        lambda: asyncio.run(mod.fetch(5)),
+        lambda: mod.squares(6),
+        lambda: mod.loop_sum(20),
+        lambda: [mod.guarded(x) for x in (0, 2, 5)],
+        lambda: mod.outer(4),
+        lambda: mod.suppressing(3),
+        lambda: mod.retrying(7),
+        lambda: [mod.pick(a, b, c) for a in (0, 1) for b in (0, 2) for c in (0, 1)],
+        # sys.exc_info() after a hooked line in an except block, and a bare raise.
+        lambda: [f"{type(e).__name__}: {e}" for e in mod.handler_state()],
+        mod.reraiser,
+    ]
+
+    def outcome(call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except BaseException as exc:  # the host's own exceptions, compared too
+            return ("raised", type(exc), str(exc), exc.__context__)
+
+    plain_results = [outcome(call) for call in calls]
+    with pytest.raises(ZeroDivisionError) as plain_error:
+        mod.fails(1)
+    for name in ("_line_hook", "_enter_hook", "_exit_hook"):
+        monkeypatch.setattr(bb, name, cannot_enter)
+    for code_path in _all_paths(mod):
+        backend.set_lines(code_path, {ln: (lambda frame: True) for ln in _lines(code_path.code)})
+        backend.set_function(code_path, FuncRecorder().pair)
+    assert [outcome(call) for call in calls] == plain_results
+    # An exit by exception: the host's error leaves the frame, not ours.
+    with pytest.raises(ZeroDivisionError) as guarded_error:
+        mod.fails(1)
+    assert guarded_error.value.__context__ is None
+    assert traceback.extract_tb(guarded_error.tb)[-1].lineno == (
+        traceback.extract_tb(plain_error.tb)[-1].lineno
+    )
+    assert sys.exc_info() == (None, None, None)
+
+
 def test_frames_already_running_keep_the_code_they_started_with(mod, backend):
     rec = Recorder()
     early = mod.countdown(3)

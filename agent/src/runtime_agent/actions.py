@@ -513,6 +513,12 @@ class DurationAction(Action):
 
     def on_exit(self, frame: FrameType) -> None:
         """Backend callback on exit: fold the elapsed time in."""
+        if not self.live:
+            # Paused or ended: nothing is recorded, so nothing is charged
+            # (like the line hooks' first test); forget the frame's start.
+            if self._open:
+                self._open.pop(id(frame), None)
+            return
         end = _perf()
         try:
             began = self._open.pop(id(frame), None)

@@ -18,7 +18,8 @@ Big-int arithmetic is charged by operand size in 30-bit digits: schoolbook
 below CPython's Karatsuba cutoff (70 digits) and Karatsuba above it;
 division by (quotient digits x divisor digits); modular pow by exponent bits
 x modulus digits squared; conversion to decimal text quadratically. The
-constants are upper bounds of what was measured, rounded up.
+constants are upper bounds of what was measured, rounded up. Checking text
+for secret patterns is charged a step a character (``screen``).
 """
 
 from __future__ import annotations
@@ -130,6 +131,18 @@ def text_to_int(chars: int) -> int:
     return _steps(0.007 * chars * chars + 5.0 * chars)
 
 
+def screen(chars: int) -> int:
+    """Steps of checking ``chars`` characters of text against the secret patterns.
+
+    One step a character: ordinary text (JSON, SQL, HTML, log lines) costs
+    20-100 ns a character (``Redactor.mask_text``). Text made only of labels
+    (``"token: x " * n``) or digit groups costs up to about 1 us a character,
+    so an evaluation that spends its whole budget checking such text takes
+    about 10 ms: the one exception to a step's 50 ns, and still bounded.
+    """
+    return chars + 1
+
+
 def int_bytes(bits: int) -> int:
     """Bytes of an int of ``bits`` bits."""
     return _INT_HEADER + bits // 7
@@ -182,6 +195,7 @@ __all__ = [
     "new_budget",
     "parts_bytes",
     "power",
+    "screen",
     "sequence_bytes",
     "text_bytes",
     "text_to_int",

@@ -602,7 +602,7 @@ class _Compiler:
                     return v
             elif id(t) in plain:
                 return v
-            return screen(v, label)
+            return screen(v, label, B)
 
         return screened
 
@@ -717,7 +717,7 @@ class _Compiler:
                     return v
             elif id(t) in plain:
                 return v
-            return screen(v, name)
+            return screen(v, name, B)
 
         return screened_lookup
 

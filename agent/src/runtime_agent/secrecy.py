@@ -39,7 +39,10 @@ Results
 
 Cost: names, attributes and constant keys are decided at compile time, so an
 expression over ordinary names pays only the pattern check of the text it
-computes with (nothing for numbers, a length test for short strings).
+computes with (nothing for numbers, a length test for short strings). The
+pattern check of longer text is charged to the evaluation's work budget by
+length before it runs (``cost.screen``), so reading a host string of
+megabytes fails the evaluation at once.
 """
 
 from __future__ import annotations
@@ -48,12 +51,14 @@ import gc
 import types
 from typing import Any, Final
 
+from runtime_agent import cost
 from runtime_agent.redact import Redactor
 from runtime_agent.safeops import (
     K_MAP,
     K_SEQ,
     K_VIEW,
     Secret,
+    charge,
     inherits,
     redacted_read,
     static_lookup,
@@ -89,6 +94,11 @@ _CODE_IDS: Final = frozenset(
     )
 )
 _STR_COPY: Final = str.__str__
+_STR_LEN: Final = str.__len__
+_BYTES_LEN: Final = bytes.__len__
+_BYTEARRAY_LEN: Final = bytearray.__len__
+#: What a card-sized int costs to check: its 19 digits at most.
+_CARD_DIGITS: Final = 19
 _INT_COPY: Final = int.__index__
 _DKEYS: Final = dict.keys
 
@@ -144,41 +154,56 @@ class Secrecy:
             return value
         return Secret(name, value)
 
-    def looks_secret(self, value: Any) -> bool:
+    def looks_secret(self, value: Any, B: list[Any] | None = None, label: str = "") -> bool:
         """Whether the Redactor's patterns would mask ``value``'s text.
 
         Text (str, bytes, bytearray and their subclasses, read through the
         builtin's C code) and ints that could be card numbers; nothing else
-        has text of its own that an expression could take apart.
+        has text of its own that an expression could take apart. With an
+        evaluation's budget ``B``, the check is charged to it by length
+        before any text is copied or scanned (``cost.screen``): a host
+        string of megabytes fails the evaluation instead of holding the GIL
+        for seconds.
         """
         kind = type(value)
         if kind is bool or value is None:
             return False
-        if kind is str:
-            text = value
-        elif id(kind) in PLAIN_IDS:
+        if id(kind) in PLAIN_IDS:
             return False
-        elif inherits(kind, str):
-            text = _STR_COPY(value)
+        if kind is str or inherits(kind, str):
+            size = _STR_LEN(value)
         elif inherits(kind, int):
             n = abs(_INT_COPY(value))
             if not CARD_FLOOR <= n < _CARD_CEILING:
                 return False
-            text = str(n)
+            size = _CARD_DIGITS
         elif inherits(kind, bytes):
-            text = bytes.decode(value, "latin-1")
+            size = _BYTES_LEN(value)
         elif inherits(kind, bytearray):
-            text = bytearray.decode(value, "latin-1")
+            size = _BYTEARRAY_LEN(value)
         else:
             return False
-        if len(text) < self.shortest:
+        if size < self.shortest:
             return False
+        if B is not None:
+            charge(B, cost.screen(size), f"{label} (checked for secrets, by length)")
+        if kind is str:
+            text = value
+        elif inherits(kind, str):
+            text = _STR_COPY(value)
+        elif inherits(kind, int):
+            text = str(abs(_INT_COPY(value)))
+        elif inherits(kind, bytes):
+            text = bytes.decode(value, "latin-1")
+        else:
+            text = bytearray.decode(value, "latin-1")
         masked = self._mask(text)
         return masked is not text and masked != text
 
-    def screen(self, value: Any, label: str) -> Any:
-        """``value``, or a Secret named ``label`` when its text looks like a secret."""
-        if self.looks_secret(value):
+    def screen(self, value: Any, label: str, B: list[Any] | None = None) -> Any:
+        """``value``, or a Secret named ``label`` when its text looks like a
+        secret; the check is charged to the evaluation's budget ``B``."""
+        if self.looks_secret(value, B, label):
             return Secret(label, value)
         return value
 

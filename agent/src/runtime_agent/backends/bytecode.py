@@ -15,8 +15,9 @@ When a jump target continues a line that was already running, a small forward
 jump lets the fall-through path skip the hook, so a line is never counted twice
 for one execution.
 
-The injected code is ``trampoline(slot)``, followed by ``POP_TOP``; its stack
-effect is zero and ``co_stacksize`` grows by the three items it pushes. The
+The injected code is ``trampoline(slot)``, followed by ``POP_TOP``, inside a
+guard (below); its stack effect is zero and ``co_stacksize`` grows by what the
+call and the guard's handler push (3 items on 3.11, 8 on 3.10). The
 injected instructions carry the location of the instruction they precede, so
 ``co_lines``, tracebacks and ``inspect.getsourcelines`` are unchanged (every copy
 is checked to map to exactly the original's lines). Frame set-up instructions
@@ -45,11 +46,23 @@ Exceptions (``Exception`` only) raised by a callback are swallowed inside the
 trampoline, so the host's stack and ``sys.exc_info()`` are untouched; a
 RecursionError from calling a callback near the limit skips that hit. Reading
 ``frame.f_locals`` from a trampoline writes nothing back (no trace trampoline
-runs; checked by the closure counter test on 3.10 and 3.11). Limit: on 3.11
-the trampoline itself cannot be entered at the host's very deepest frame, so
-RecursionError comes one call earlier there, from the host's own line (3.10
-has room for it). Catching that in the host frame needs an exception-table
-entry around each injected call: not done yet.
+runs; checked by the closure counter test on 3.10 and 3.11).
+
+Guards: at the host's very deepest frame the trampoline itself cannot be
+entered (a new frame is one level too many), so the RecursionError would come
+from the injected call, in the host's frame. Every injected call therefore
+sits in a try block of its own, in the host frame: on 3.11 an exception-table
+entry that unwinds to the value-stack depth at that point (computed here from
+CPython's own stack effects; it splits any entry of the code that covers the
+point, since entries cannot nest), on 3.10 a ``SETUP_FINALLY`` block. Its
+handler drops an ``Exception`` and the host's code runs on as if no hook were
+there; anything else (KeyboardInterrupt) is raised again, from the host's
+line, to the host's own handlers. The host's handled exception is untouched
+(3.11 never makes ours the handled one; 3.10's ``POP_EXCEPT`` restores it), so
+``sys.exc_info()`` and a bare ``raise`` after the line see the host's. On the
+normal path a guard costs one ``JUMP_FORWARD`` on 3.11, and ``SETUP_FINALLY``,
+``POP_BLOCK`` and ``JUMP_FORWARD`` on 3.10. A 3.10 line whose block stack is
+already full (20 nested try/with blocks) gets its hook unguarded.
 
 Function hooks (``set_function``) add a call of ``on_enter`` after the frame
 set-up (once per run: a generator or coroutine resumes past it), a call of
@@ -60,6 +73,8 @@ covers, which is exactly where exceptions leave the frame; on 3.10 an outermost
 ``SETUP_FINALLY`` block, popped before every return. During an exit by
 exception, ``frame.f_lineno`` seen by ``on_exit`` is None (the handler has no
 line, like the compiler's own clean-up code); traceback lines are unaffected.
+These calls are guarded too: when ``on_exit`` cannot be entered, the host's
+own exception, not a RecursionError of ours, leaves the frame.
 
 Nested code (closures, lambdas, comprehensions, generator expressions) lives in
 its parents' ``co_consts``: ``CodePath.parents`` tells which parents to rebuild,
@@ -82,7 +97,8 @@ Limits
   3.11's ``KW_NAMES``/``PRECALL`` (never the case in compiler output), cannot be hooked.
 * On 3.10 the exit handler is one more block on the frame's block stack, whose
   size is fixed at 20: ``set_function`` on code that already nests 20 try/with
-  blocks raises BackendError instead of risking CPython's fatal overflow.
+  blocks raises BackendError instead of risking CPython's fatal overflow; a
+  line hook where no block is left for its guard goes unguarded.
 * Instrumented code objects hold the trampolines and slots as constants, so
   ``marshal`` cannot serialise them; pickling code by value (cloudpickle)
   carries empty slots and needs ``runtime_agent`` importable where it is loaded.
@@ -148,9 +164,13 @@ _MAX_BLOCKS_310 = 20
 
 #: The most an injected call adds to the stack: (NULL,) hook, slot.
 _CALL_DEPTH = 3
+#: What a line hook's guard handler adds to the stack where it was injected:
+#: on 3.11 the exception and the class it is matched against; on 3.10 the six
+#: values SETUP_FINALLY pushes, a copy of the exception and the class.
+_GUARD_DEPTH = 2 if _PY311 else 8
 #: Stack use of our exit handler: on 3.11 lasti and the exception over an
-#: empty stack; on 3.10 SETUP_FINALLY's six exception values. Plus a call.
-_HANDLER_DEPTH = (2 if _PY311 else 6) + _CALL_DEPTH
+#: empty stack; on 3.10 SETUP_FINALLY's six exception values. Plus a guarded call.
+_HANDLER_DEPTH = (2 if _PY311 else 6) + max(_CALL_DEPTH, _GUARD_DEPTH)
 
 
 # -- trampolines: the hot path, kept tiny. They never let an Exception out. ----
@@ -253,6 +273,121 @@ def _call(hook: Callable[[Any], None], slot: object, location: Any) -> list[Any]
 
 def _no_location() -> Any:
     return _bc.instr.InstrLocation(None, None, None, None)
+
+
+def _guard_handler(location: Any, resume: Any) -> list[Any]:
+    """What runs when the guarded call raises: an ``Exception`` (a
+    RecursionError: the trampoline could not even be entered) is dropped and
+    the host's line runs on at ``resume``; anything else (KeyboardInterrupt)
+    is raised again, as if it came from the host's line.
+
+    On 3.11 the handler starts with the exception pushed, nothing else: the
+    host's handled exception (``sys.exc_info()``) was never touched. On 3.10
+    SETUP_FINALLY's handler got the exception as handled, and ``POP_EXCEPT``
+    restores the host's.
+    """
+    Instr, Label = _bc.Instr, _bc.Label
+    reraise = Label()
+    if _PY311:
+        return [
+            Instr("LOAD_CONST", Exception, location=location),
+            Instr("CHECK_EXC_MATCH", location=location),
+            Instr("POP_JUMP_FORWARD_IF_FALSE", reraise, location=location),
+            Instr("POP_TOP", location=location),
+            Instr("JUMP_FORWARD", resume, location=location),
+            reraise,
+            Instr("RERAISE", 0, location=location),
+        ]
+    return [
+        Instr("DUP_TOP", location=location),
+        Instr("LOAD_CONST", Exception, location=location),
+        Instr("JUMP_IF_NOT_EXC_MATCH", reraise, location=location),
+        Instr("POP_TOP", location=location),
+        Instr("POP_TOP", location=location),
+        Instr("POP_TOP", location=location),
+        Instr("POP_EXCEPT", location=location),
+        Instr("JUMP_FORWARD", resume, location=location),
+        reraise,
+        Instr("RERAISE", 0, location=location),
+    ]
+
+
+class _HostEntry:
+    """The code's own 3.11 exception-table entry open where a guard goes.
+
+    Entries cannot nest, so a guard's entry splits the host's around it: the
+    host's piece ends before the guard and a new piece with the same handler,
+    depth and lasti flag starts after it (covering the guard's handler, so
+    what it raises again reaches the host's handler as before).
+    """
+
+    __slots__ = ("original", "piece", "start")
+
+    def __init__(self) -> None:
+        self.original: Any = None  # the code's TryBegin, while its range is open
+        self.piece: Any = None  # the TryBegin now emitted for it
+        self.start = 0  # index in ``out`` right after ``piece``
+
+    def open(self, begin: Any, out: list[Any]) -> None:
+        self.original = self.piece = begin
+        out.append(begin)
+        self.start = len(out)
+
+    def close(self, out: list[Any]) -> None:
+        """End the current piece; a piece that covers no instruction is dropped."""
+        if any(isinstance(item, _bc.Instr) for item in out[self.start :]):
+            out.append(_bc.TryEnd(self.piece))
+        else:
+            del out[self.start - 1]
+            self.start -= 1
+
+    def reopen(self, out: list[Any]) -> None:
+        original = self.original
+        self.piece = _bc.TryBegin(original.target, original.push_lasti, original.stack_depth)
+        out.append(self.piece)
+        self.start = len(out)
+
+
+def _guarded_call(
+    hook: Callable[[Any], None],
+    slot: object,
+    location: Any,
+    depth: int | None,
+    entry: _HostEntry,
+    out: list[Any],
+) -> None:
+    """Append ``hook(slot)``, guarded so that nothing raised while entering
+    the trampoline reaches the host (RecursionError at the host's deepest
+    frame): the handler drops it and the host's code runs on unchanged.
+
+    ``depth`` is the value-stack depth where the call goes: the guard's 3.11
+    exception-table entry unwinds to it (3.10's SETUP_FINALLY records it at
+    run time and ignores it). None where no guard fits: unreachable code, or
+    a 3.10 block stack already full; the call then goes unguarded.
+    """
+    Instr, Label = _bc.Instr, _bc.Label
+    call = _call(hook, slot, location)
+    if depth is None:
+        out.extend(call)
+        return
+    handler, resume = Label(), Label()
+    if _PY311:
+        TryBegin, TryEnd = _bc.TryBegin, _bc.TryEnd
+        host = entry.original is not None
+        if host:
+            entry.close(out)
+        ours = TryBegin(handler, False, depth)
+        out.extend([ours, *call, TryEnd(ours)])
+        if host:
+            entry.reopen(out)
+    else:
+        out.append(Instr("SETUP_FINALLY", handler, location=location))
+        out.extend(call)
+        out.append(Instr("POP_BLOCK", location=location))
+    out.append(Instr("JUMP_FORWARD", resume, location=location))
+    out.append(handler)
+    out.extend(_guard_handler(location, resume))
+    out.append(resume)
 
 
 def _body_start(items: list[Any]) -> int:
@@ -409,15 +544,23 @@ def _rewrite(code: CodeType, lines: Mapping[int, _LineSlot], func: _FuncSlot | N
     items = list(program)
     if _PY311:
         _keep_handler_depths(code, items)
-    if func is not None and not _PY311:
-        depth = _block_depth_310(items)
-        if depth >= _MAX_BLOCKS_310:
+        # Where each guarded line hook's entry unwinds to (before planning,
+        # which retargets jumps to labels that are not in ``items``).
+        depths = _stack_depths_311(items) if lines or func is not None else {}
+    else:
+        blocks = _block_depths_310(items) if lines or func is not None else {}
+        depth = max(blocks.values(), default=0)
+        if func is not None and depth >= _MAX_BLOCKS_310:
             # One more block would overflow the frame's fixed block stack, a
             # fatal error (abort) in CPython 3.10.
             raise RuntimeError(
                 f"it nests {depth} try/with blocks, the most CPython 3.10 allows, "
                 "which leaves none for the exit handler"
             )
+        # A line guard is one more block (its handler's in its place), beside
+        # our exit handler's: where none fits, the hook goes unguarded.
+        room = _MAX_BLOCKS_310 - (func is not None)
+        depths = {index: 0 for index, used in blocks.items() if used < room}
     start = _body_start(items)
     # Planning retargets some jumps to labels that are not in ``items`` yet.
     hooks, skips_after = _hook_plan(items, start, lines) if lines else ({}, {})
@@ -426,30 +569,45 @@ def _rewrite(code: CodeType, lines: Mapping[int, _LineSlot], func: _FuncSlot | N
     first_location = first.location if first is not None else _no_location()
     handler = Label()
     out: list[Any] = items[:start]
+    entry = _HostEntry()
     if func is not None:
-        out.extend(_call(_enter_hook, func, first_location))
+        # The body starts on an empty stack, outside any exception entry.
+        _guarded_call(_enter_hook, func, first_location, 0, entry, out)
         if not _PY311:
             out.append(Instr("SETUP_FINALLY", handler, location=first_location))
     body = len(out)
+    TryBegin, TryEnd = getattr(_bc, "TryBegin", None), getattr(_bc, "TryEnd", None)
     for index in range(start, len(items)):
         item = items[index]
+        if _PY311 and isinstance(item, TryBegin):
+            if entry.original is not None:
+                raise RuntimeError("an exception-table entry starts inside another")
+            entry.open(item, out)
+            continue
+        if _PY311 and isinstance(item, TryEnd) and item.entry is entry.original:
+            entry.close(out)
+            entry.original = None
+            continue
         hook = hooks.get(index)
         if hook is not None and item.name == "PUSH_EXC_INFO":
             # A handler's first instruction: the exception must be pushed as
             # handled before anything can raise, or the clean-up entry that
             # covers the handler would pop an exception state never pushed.
             out.append(item)
-            out.extend(_call(_line_hook, hook[0], item.location))
+            after = depths.get(index)
+            if after is not None:
+                after += item.stack_effect(jump=False)
+            _guarded_call(_line_hook, hook[0], item.location, after, entry, out)
             continue
         if hook is not None:
-            out.extend(_call(_line_hook, hook[0], item.location))
+            _guarded_call(_line_hook, hook[0], item.location, depths.get(index), entry, out)
             if hook[1] is not None:
                 out.append(hook[1])
         if func is not None and isinstance(item, Instr) and item.name == "RETURN_VALUE":
             if not _PY311:
                 # Ours is the only block left at a return (the compiler pops its own).
                 out.append(Instr("POP_BLOCK", location=item.location))
-            out.extend(_call(_exit_hook, func, item.location))
+            _guarded_call(_exit_hook, func, item.location, depths.get(index), entry, out)
         out.append(item)
         skip = skips_after.get(index)
         if skip is not None:
@@ -459,21 +617,25 @@ def _rewrite(code: CodeType, lines: Mapping[int, _LineSlot], func: _FuncSlot | N
         if _PY311:
             out = _wrap_exits_311(out, body, handler)
             out.append(handler)
-            out.extend(_call(_exit_hook, func, _no_location()))
+            # Guarded: at the recursion limit the host's own exception, not
+            # ours, must leave the frame. Its entry pushed lasti and the
+            # exception over an empty stack.
+            _guarded_call(_exit_hook, func, _no_location(), 2, _HostEntry(), out)
             # The entry pushed the raising instruction's offset: restore it.
             out.append(Instr("RERAISE", 1, location=_no_location()))
         else:
             out.append(handler)
-            out.extend(_call(_exit_hook, func, _no_location()))
+            _guarded_call(_exit_hook, func, _no_location(), 0, _HostEntry(), out)
             out.append(Instr("RERAISE", 0, location=_no_location()))
     program.clear()
     program.extend(out)
     # Every injected sequence runs where the original code's stack is at most
-    # co_stacksize deep and adds _CALL_DEPTH at most; our exit handler starts
-    # from an empty stack. So the size is known without the package's
-    # control-flow analysis, which (in bytecode 0.19) mis-sizes exception
-    # entries that a jump enters past their start, as our skip jumps do.
-    stacksize = code.co_stacksize + _CALL_DEPTH
+    # co_stacksize deep and adds _CALL_DEPTH at most (its guard's handler
+    # _GUARD_DEPTH); our exit handler starts from an empty stack. So the size
+    # is known without the package's control-flow analysis, which (in
+    # bytecode 0.19) mis-sizes exception entries that a jump enters past
+    # their start, as our skip jumps do.
+    stacksize = code.co_stacksize + max(_CALL_DEPTH, _GUARD_DEPTH)
     if func is not None:
         stacksize = max(stacksize, _HANDLER_DEPTH)
     if _PY311:
@@ -493,25 +655,26 @@ def _lines_of(code: CodeType) -> set[int]:
     return {line for _, _, line in code.co_lines() if line is not None}
 
 
-def _block_depth_310(items: list[Any]) -> int:
-    """The deepest the 3.10 block stack gets in this code, following every path.
+def _block_depths_310(items: list[Any]) -> dict[int, int]:
+    """The 3.10 block-stack depth before each reachable instruction (by index
+    in ``items``), following every path.
 
     SETUP_* push a block (its handler runs with an EXCEPT_HANDLER block in its
     place); POP_BLOCK and POP_EXCEPT pop one; unwinding past a handler pops.
     """
     Instr, Label = _bc.Instr, _bc.Label
     at = {id(item): index for index, item in enumerate(items) if isinstance(item, Label)}
-    seen: set[int] = set()
+    depths: dict[int, int] = {}
     work = [(0, 0)]
-    deepest = 0
     while work:
         index, depth = work.pop()
-        while index < len(items) and index not in seen:
-            seen.add(index)
+        while index < len(items) and index not in depths:
             item = items[index]
-            index += 1
             if not isinstance(item, Instr):
+                index += 1
                 continue
+            depths[index] = depth
+            index += 1
             name = item.name
             if name in _SETUP_OPS:
                 depth += 1
@@ -520,10 +683,56 @@ def _block_depth_310(items: list[Any]) -> int:
                 depth -= 1
             elif isinstance(item.arg, Label):
                 work.append((at[id(item.arg)], depth))
-            deepest = max(deepest, depth)
             if name in _NO_FALLTHROUGH:
                 break
-    return deepest
+    return depths
+
+
+def _stack_depths_311(items: list[Any]) -> dict[int, int]:
+    """The value-stack depth before each reachable instruction (by index in
+    ``items``), following every jump and exception handler of the code.
+
+    The effects are CPython's own (``dis.stack_effect``, with and without the
+    jump), the ones its compiler sizes the stack with; an exception handler
+    starts at its entry's depth plus lasti and the exception. A depth that
+    disagrees between two paths means the analysis cannot be trusted, and a
+    guard unwinding to a wrong depth would corrupt the frame: RuntimeError
+    (the code is not instrumented).
+    """
+    Instr, Label, TryBegin = _bc.Instr, _bc.Label, _bc.TryBegin
+    at = {id(item): index for index, item in enumerate(items) if isinstance(item, Label)}
+    depths: dict[int, int] = {}
+    work = [(0, 0)]
+    for item in items:
+        if isinstance(item, TryBegin):
+            work.append((at[id(item.target)], item.stack_depth + int(item.push_lasti) + 1))
+    while work:
+        index, depth = work.pop()
+        while index < len(items):
+            item = items[index]
+            index += 1
+            if not isinstance(item, Instr):
+                continue
+            known = depths.get(index - 1)
+            if known is not None:
+                if known != depth:
+                    raise RuntimeError(
+                        f"the stack depth at {item.name} is {known} or {depth} depending on "
+                        "the path"
+                    )
+                break
+            depths[index - 1] = depth
+            if isinstance(item.arg, Label):
+                work.append((at[id(item.arg)], depth + item.stack_effect(jump=True)))
+            if item.name in _NO_FALLTHROUGH:
+                break
+            if item.name == "RETURN_GENERATOR":
+                # Resumed the first time, the frame has the value sent in
+                # (popped by the next POP_TOP); dis counts the op itself as 0.
+                depth += 1
+            else:
+                depth += item.stack_effect(jump=False)
+    return depths
 
 
 def _keep_handler_depths(code: CodeType, items: list[Any]) -> None:

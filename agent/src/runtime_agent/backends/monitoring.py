@@ -18,10 +18,17 @@ callbacks directly, without the trace trampoline that does on 3.11 and 3.12
 Callbacks never let an ``Exception`` out into the host (a failure in an
 action's code, or a RecursionError from calling it near the recursion limit:
 the hit is skipped). They bind everything they call when they are built, so a
-host that patches ``sys._getframe`` or a builtin changes nothing here. Limit:
-a callback is a Python function, so at the host's very deepest working depth
-CPython cannot enter it and raises RecursionError in the host frame one level
-earlier than without the agent.
+host that patches ``sys._getframe`` or a builtin changes nothing here.
+
+Limit, which no Python code can lift: a callback is a Python function, run in
+a new frame. At the host's very deepest working depth CPython cannot enter it,
+and a callback that fails is raised at the monitored instruction (in CPython's
+``call_one_instrument``), so the host's RecursionError comes one level earlier
+than without the agent, from the host's own line, and inside an ``except``
+block it replaces the exception the host was handling. Raising the recursion
+limit to make room would move the host's own RecursionError everywhere else;
+only a callback in native code could run without a frame. The bytecode core
+avoids it by guarding its calls in the host frame.
 """
 
 from __future__ import annotations

@@ -36,10 +36,13 @@ Fast locals (not cells) only change on the frame's own thread, which is
 waiting for the trace function, so writing them back writes what is there.
 
 Callbacks never let an ``Exception`` out. At the host's deepest working
-recursion depth the trace function itself cannot be entered: CPython raises
-RecursionError in the host frame and drops the trace function of that thread
-(the bytecode and monitoring cores do not have this limit in the same way;
-see their docstrings).
+recursion depth the trace function itself cannot be entered (it is a Python
+function, entered on every call and line event of a traced thread, targeted
+code or not): CPython raises RecursionError in the host frame, one level
+earlier than without the agent, and clears that thread's trace function
+(python/cpython#134216), so the actions see no more hits from that thread. No
+Python code can avoid it; the bytecode core guards its calls instead (see its
+docstring), and the monitoring core has the first half of this limit.
 """
 
 from __future__ import annotations
