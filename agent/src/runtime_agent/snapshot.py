@@ -152,18 +152,10 @@ def _thread() -> dict[str, Any]:
 def _task_name() -> str | None:
     """The running task's name, read by asyncio's C code only: a Task subclass
     (or its metaclass) and the event loop's class never run."""
-    namespace = introspect.loaded_namespace(sys.modules.get("_asyncio"))
-    if namespace is None:
-        return None  # no C asyncio: the Python one would run code
-    running_loop = introspect.scan_for(namespace, "_get_running_loop", 1000)
-    current_tasks = introspect.scan_for(namespace, "_current_tasks", 1000)
-    task_type = introspect.scan_for(namespace, "Task", 1000)
-    if (
-        type(running_loop) is not BuiltinFunctionType
-        or type(current_tasks) is not dict
-        or type(task_type) is not type
-    ):
+    found = _asyncio_readers()
+    if found is None:
         return None
+    running_loop, current_tasks, task_type = found
     try:
         loop = running_loop()
         if loop is None:
@@ -190,6 +182,29 @@ def _task_name() -> str | None:
 
 _OBJECT_HASH = object.__dict__["__hash__"]
 _OBJECT_EQ = object.__dict__["__eq__"]
+_ASYNCIO: list[tuple[Any, dict[Any, Any], type]] = []
+
+
+def _asyncio_readers() -> tuple[Any, dict[Any, Any], type] | None:
+    """``_get_running_loop``, ``_current_tasks`` and ``Task`` of asyncio's C
+    module, found once it is loaded (None without it: the Python asyncio
+    would run code)."""
+    if _ASYNCIO:
+        return _ASYNCIO[0]
+    namespace = introspect.loaded_namespace(sys.modules.get("_asyncio"))
+    if namespace is None:
+        return None
+    running_loop = introspect.scan_for(namespace, "_get_running_loop", 1000)
+    current_tasks = introspect.scan_for(namespace, "_current_tasks", 1000)
+    task_type = introspect.scan_for(namespace, "Task", 1000)
+    if (
+        type(running_loop) is not BuiltinFunctionType
+        or type(current_tasks) is not dict
+        or type(task_type) is not type
+    ):
+        return None
+    _ASYNCIO.append((running_loop, current_tasks, task_type))
+    return _ASYNCIO[0]
 
 
 def _context(redactor: Redactor, budget: CaptureBudget, secrets: EventSecrets) -> dict[str, Any]:

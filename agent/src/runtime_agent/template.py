@@ -83,16 +83,13 @@ class Template:
                 continue
             if type(value) is Redacted:
                 out.append(REDACTED)
-            elif id(type(value)) in _DEFERRABLE:
+            elif (t := type(value)) is str or t is int or t is float or t is bool or value is None:
+                # Immutable scalars (tested by identity: hashing a class could
+                # run its metaclass's __hash__): their text can wait.
                 out.append(value)
             else:
                 out.append(render(value, redactor=self._redactor, mask=False, secrets=secrets))
         return PendingMessage(out, self._redactor, secrets)
-
-
-#: Values that cannot change after the hit, so their text can wait. By id:
-#: hashing a class could run its metaclass's __hash__.
-_DEFERRABLE = frozenset(map(id, (str, int, float, bool, type(None))))
 
 
 class PendingMessage:
