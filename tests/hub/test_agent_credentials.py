@@ -188,7 +188,9 @@ def test_an_agent_keeps_its_credential_across_restarts_and_registers_again_when_
     hub.stop()
     hub.start()  # same database: the credential's hash survived
     with hub.client() as http:
-        wait_until(lambda: agent_for(http, agent.pid))
+        # The agent's reconnect backoff doubles while the hub is down (up to
+        # 30 s): a slow restart on a loaded machine takes a few rounds.
+        wait_until(lambda: agent_for(http, agent.pid), timeout=60)
         assert agent_for(http, agent.pid)["id"] == first
         registrations = [e for e in http.get("/v1/audit").json()["audit"] if e["op"] == "register"]
         assert len(registrations) == 1
@@ -197,7 +199,7 @@ def test_an_agent_keeps_its_credential_across_restarts_and_registers_again_when_
         path.unlink()  # a hub that forgot everything
     hub.start()
     with hub.client() as http:
-        wait_until(lambda: agent_for(http, agent.pid))
+        wait_until(lambda: agent_for(http, agent.pid), timeout=60)
         action = http.post(
             "/v1/actions", json={"kind": "counter", "location": ENTRY, "wait": 5}
         ).json()["action"]
