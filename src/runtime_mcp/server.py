@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
 import structlog
 import uvicorn
-from mcp.server.transport_security import TransportSecuritySettings
-from starlette.requests import Request
+from starlette.applications import Starlette
 from starlette.routing import Route
 
 from runtime_mcp.app import create_app
-from runtime_mcp.auth import USER, AuthError, Tokens
+from runtime_mcp.auth import Tokens
 from runtime_mcp.browserguard import Allowed
 from runtime_mcp.hub import Hub
-from runtime_mcp.mcp_server import build_server
-from runtime_mcp.responses import error_response
+from runtime_mcp.mcp_mount import PATH as MCP_PATH
+from runtime_mcp.mcp_mount import McpMount
 from runtime_mcp.settings import HubSettings, is_loopback
 from runtime_mcp.store import Store
 
@@ -46,7 +44,9 @@ def allowed_for(settings: HubSettings) -> Allowed:
     return Allowed.build(hosts, settings.allowed_origins)
 
 
-def build(settings: HubSettings, lost_after: float = 15.0, tls: bool = False) -> tuple[Hub, object]:
+def build(
+    settings: HubSettings, lost_after: float = 15.0, tls: bool = False
+) -> tuple[Hub, Starlette]:
     """The hub and its ASGI app (the agent protocol, the user API and ``/mcp``)."""
     allowed = allowed_for(settings)
     store = Store(settings.db)
@@ -65,45 +65,10 @@ def build(settings: HubSettings, lost_after: float = 15.0, tls: bool = False) ->
         else settings.host
     )
     scheme = "https" if tls else "http"
-    mcp = build_server(
-        f"{scheme}://{internal}:{settings.port}", settings.user_token, verify=not tls
-    )
-    # The browser guard in front of the whole app checks Host and Origin for
-    # /mcp as for every other endpoint: one mechanism, one error shape.
-    mcp_app = mcp.streamable_http_app(
-        streamable_http_path="/mcp",
-        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-    )
-    routes = [
-        Route(r.path, endpoint=guard_mcp(r.endpoint, tokens), methods=None)
-        for r in mcp_app.routes
-        if isinstance(r, Route)
-    ]
-    app = create_app(
-        hub, tokens, extra_routes=routes, lifespans=[mcp.session_manager.run], allowed=allowed
-    )
+    mcp = McpMount(f"{scheme}://{internal}:{settings.port}", settings.user_token, not tls, tokens)
+    routes = [Route(MCP_PATH, endpoint=mcp, methods=None)]
+    app = create_app(hub, tokens, extra_routes=routes, lifespans=[mcp.lifespan], allowed=allowed)
     return hub, app
-
-
-class guard_mcp:
-    """``/mcp`` needs the user token when the hub has one.
-
-    A class, not a function: Starlette runs a plain function endpoint as a
-    request handler, and an object as a raw ASGI app, which the SDK needs.
-    """
-
-    def __init__(self, endpoint: Any, tokens: Tokens) -> None:
-        self.endpoint = endpoint
-        self.tokens = tokens
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        request = Request(scope, receive)
-        try:
-            self.tokens.check(request, USER)
-        except AuthError as exc:
-            await error_response(exc.status, exc.code, str(exc))(scope, receive, send)
-            return
-        await self.endpoint(scope, receive, send)
 
 
 def serve(
