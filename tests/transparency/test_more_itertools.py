@@ -85,7 +85,7 @@ def test_every_test_has_the_same_outcome_under_the_agent(runs: Any) -> None:
                 f"{name}: {before['outcome']} plainly, {after['outcome']} under the agent\n{detail}"
             )
     assert not changed, f"{len(changed)} outcomes changed:\n" + "\n".join(changed)
-    assert len(plain["outcomes"]) > 700  # the whole module ran, doctests included
+    assert len(plain["outcomes"]) > 600  # the whole module ran (692 of 11.1, 730 of 11.2)
 
 
 def test_the_tests_that_caught_the_agent_pass_under_it(runs: Any) -> None:
