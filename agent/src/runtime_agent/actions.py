@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import CodeType, FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runtime_agent import framelocals, state
 from runtime_agent.aggregate import Aggregate
@@ -33,9 +33,7 @@ from runtime_agent.redact import Redactor
 from runtime_agent.safeops import an, truth
 from runtime_agent.sandbox import EvaluationFailure, Expression, NotEvaluated
 from runtime_agent.snapshot import take_snapshot
-
-if TYPE_CHECKING:
-    from runtime_agent.template import Template
+from runtime_agent.template import Template, finish
 
 #: A condition or metric expression failing this many times in a row (and
 #: never succeeding in between) puts the action in state ``error``.
@@ -61,7 +59,7 @@ class Host:
 
     def __init__(
         self,
-        emit: Callable[[dict[str, Any]], bool],
+        emit: Callable[[tuple[Any, ...]], bool],
         emit_control: Callable[[dict[str, Any]], None],
         retire: Callable[[Action], None],
         redactor: Redactor,
@@ -370,23 +368,33 @@ class LogAction(Action):
     def record(self, frame: FrameType, f_locals: Mapping[str, Any]) -> None:
         if not self.allow_event():
             return
-        pending = self.template.capture(f_locals, frame.f_globals, frame.f_code)
+        message = self.template.capture(f_locals, frame.f_globals, frame.f_code)
         if self.output != "events":
-            DYNAMIC_LOGGER.info(pending.text(), extra={"runtime_agent_action": self.id})
+            DYNAMIC_LOGGER.info(finish(message), extra={"runtime_agent_action": self.id})
         if self.output != "app":
-            code = frame.f_code
-            # The text is finished when the event is drained (events.Outbox).
+            line = frame.f_lineno
+            # A compact entry, built into the event (and the text finished) when
+            # drained (events.Outbox); the line only when it is not the action's.
             self.host.emit(
-                {
-                    "type": "log",
-                    "action": self.id,
-                    "ts": time.time(),
-                    "message": pending,
-                    "file": code.co_filename,
-                    "line": frame.f_lineno,
-                    "function": code.co_name,
-                }
+                (self, time.time(), frame.f_code, None if line == self.line else line, message)
             )
+
+    def event(self, entry: tuple[Any, ...]) -> dict[str, Any]:
+        """The ``log`` event of an entry queued by ``record``."""
+        _, ts, code, line, message = entry
+        try:
+            text = finish(message)
+        except Exception as exc:
+            text = f"<message failed: {type(exc).__name__}>"
+        return {
+            "type": "log",
+            "action": self.id,
+            "ts": ts,
+            "message": text,
+            "file": code.co_filename,
+            "line": self.line if line is None else line,
+            "function": code.co_name,
+        }
 
 
 class SnapshotAction(Action):
@@ -413,7 +421,12 @@ class SnapshotAction(Action):
             framelocals.CACHED,
         )
         event["action"] = self.id
-        self.host.emit(event)
+        self.host.emit((self, event))
+
+    def event(self, entry: tuple[Any, ...]) -> dict[str, Any]:
+        """The ``snapshot`` event of an entry queued by ``record``."""
+        event: dict[str, Any] = entry[1]
+        return event
 
 
 class CounterAction(Action):

@@ -8,6 +8,11 @@ A field whose value is a secret (``{user.password}``: the sandbox returns
 ``Redacted``) shows ``<redacted>``; the values of the frame's sensitive-named
 locals and whatever rendering a field redacts are masked wherever else they
 appear in the line (``redact.EventSecrets``).
+
+A hot log line keeps thousands of captured hits in the outbox between
+drains, so a capture is small: a message without fields is one shared
+string, masked once at compile time; one with fields a ``PendingMessage``
+tuple of the parts, holding an ``EventSecrets`` only when the hit had one.
 """
 
 from __future__ import annotations
@@ -50,25 +55,33 @@ class Template:
         if sum(1 for p in parts if not isinstance(p, str)) > MAX_TEMPLATE_FIELDS:
             raise ExpressionError(f"a log message may have at most {MAX_TEMPLATE_FIELDS} fields")
         self._parts = tuple(parts)
+        #: A message without fields: the same finished text for every hit.
+        self._constant: str | None = None
+        if not any(type(p) is not str for p in parts):
+            literal = "".join(p for p in parts if type(p) is str)
+            self._constant = redactor.mask_text(literal, EventSecrets())
 
     def render(self, local_vars: Mapping[str, Any], global_vars: Mapping[str, Any]) -> str:
         """The message for one hit; fields that fail show why, in angle brackets."""
-        return self.capture(local_vars, global_vars).text()
+        return finish(self.capture(local_vars, global_vars))
 
     def capture(
         self,
         local_vars: Mapping[str, Any],
         global_vars: Mapping[str, Any],
         code: CodeType | None = None,
-    ) -> PendingMessage:
-        """The hit's values, with the text built later (``PendingMessage.text``).
+    ) -> str | PendingMessage:
+        """The hit's line, or its values with the text built later (``finish``).
 
         Only immutable scalars are kept as they are; anything that could
         change after the hit is rendered now. Turning numbers into text and
         masking the line then happen off the host's hot path, when events
         are drained. ``code``: the hit frame's, whose sensitive-named locals
-        are masked throughout the line.
+        are masked throughout the line. A message without fields names no
+        value of the hit: its text is the same shared string every time.
         """
+        if self._constant is not None:
+            return self._constant
         secrets = self._redactor.event_secrets(code, local_vars)
         out: list[Any] = []
         work = new_budget()  # one evaluation budget for all the fields of a hit
@@ -89,25 +102,31 @@ class Template:
                 out.append(value)
             else:
                 out.append(render(value, redactor=self._redactor, mask=False, secrets=secrets))
-        return PendingMessage(out, self._redactor, secrets)
+        # An empty EventSecrets (most hits) is not kept: text() makes its own.
+        return PendingMessage((self._redactor, secrets if secrets else None, *out))
 
 
-class PendingMessage:
-    """A log line's parts, turned into (masked) text on demand."""
+def finish(captured: str | PendingMessage) -> str:
+    """The finished line of a ``Template.capture``."""
+    return captured if type(captured) is str else captured.text()  # type: ignore[union-attr]
 
-    __slots__ = ("_parts", "_redactor", "_secrets")
 
-    def __init__(
-        self, parts: list[Any], redactor: Redactor, secrets: EventSecrets | None = None
-    ) -> None:
-        self._parts = parts
-        self._redactor = redactor
-        self._secrets = secrets
+class PendingMessage(tuple):  # type: ignore[type-arg]
+    """A log line's parts, turned into (masked) text on demand.
+
+    ``(redactor, secrets or None, *parts)``: a tuple, because thousands wait
+    in the outbox and a slotted object with a parts list costs twice the bytes.
+    """
+
+    __slots__ = ()
 
     def text(self) -> str:
         """The finished, masked line: patterns first, then every secret of the hit."""
-        pieces = [p if type(p) is str else render(p, mask=False) for p in self._parts]
-        return self._redactor.mask_text("".join(pieces), self._secrets)
+        redactor: Redactor = self[0]
+        secrets: EventSecrets | None = self[1]
+        pieces = [p if type(p) is str else render(p, mask=False) for p in self[2:]]
+        # A fresh set when the hit had none: what the patterns find is masked everywhere.
+        return redactor.mask_text("".join(pieces), EventSecrets() if secrets is None else secrets)
 
 
 def _split(source: str) -> list[tuple[str, str | None]]:
