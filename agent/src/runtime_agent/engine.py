@@ -295,9 +295,9 @@ class Engine:
                 )
             if action.state == state.PAUSED:
                 self._budget.forget(action.id)
-                action.cpu_ceiling = action.cpu + max(self._budget.room(), 0.0)
-                action.set_state(state.INSTALLED, "resumed by a caller")
-                self._rearm(action)
+                # Like a placement: the core may have to claim what it let go
+                # (a sys.monitoring tool id), and the action errs if it cannot.
+                self._activate(action, "resumed by a caller")
             return action.status()
 
     def remove_all(self) -> int:

@@ -13,7 +13,8 @@ a debugger switched off for themselves); setting the same event set again does
 nothing. So the engine's re-arm clears LINE and sets it again, and does both
 in one call from C (``map`` over ``set_local_events``): no bytecode runs in
 between, so no other thread can run there and miss an event (the interpreter
-switches threads only between bytecodes of Python code). Function events
+switches threads only between bytecodes of Python code; a free-threaded build
+runs threads in parallel and has no such guarantee). Function events
 (PY_START, PY_RETURN) are set to their new value directly.
 
 The line table is never changed in place: a new one is built and the line
@@ -81,6 +82,7 @@ _TOOL_IDS = range(6)
 TOOL_NAME = "runtime-agent"
 _IDLE = "monitoring (no tool id held: claimed when an action needs one)"
 
+# Bound at import: a host that patches builtins changes nothing here.
 _map = map
 _deque = deque
 
