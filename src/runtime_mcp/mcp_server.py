@@ -85,7 +85,7 @@ class AgentInfo(BaseModel):
     pid: int | None
     python: str | None
     core: str | None = Field(
-        description="which instrumentation core runs and why, e.g. 'monitoring (tool id 3)'"
+        description="which instrumentation core runs and why, e.g. 'monitoring (tool id 4)'"
     )
     code_version: str | None
     status: str = Field(description="live, or lost when it stopped talking to the hub")

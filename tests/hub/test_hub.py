@@ -29,8 +29,9 @@ def test_registration_describes_the_process(hub, start_agent):
     assert record["service"] == "trading"
     assert record["tags"] == {"env": "prod", "region": "eu"}
     assert record["python"].count(".") == 2
-    # Which core runs and why, as the agent says it: "monitoring (tool id 3)".
-    expected = "monitoring (tool id " if sys.version_info >= (3, 12) else "bytecode (bytecode "
+    # Which core runs and why, as the agent says it: "monitoring (no tool id
+    # held: ...)" until an action needs one, then "monitoring (tool id 4)".
+    expected = "monitoring (" if sys.version_info >= (3, 12) else "bytecode (bytecode "
     assert record["core"].startswith(expected), record["core"]
     assert record["host"]
     assert record["status"] == "live"

@@ -92,10 +92,8 @@ class Engine:
         blocklist: Iterable[str] | None = None,
     ) -> None:
         self._backend: Backend = choose_backend(core)
-        #: The core's name (``RUNTIME_AGENT_CORE`` spelling) and, for people,
-        #: which core runs and why ("settrace: bytecode is not installed; ...").
+        #: The core's name (``RUNTIME_AGENT_CORE`` spelling).
         self.core = self._backend.name
-        self.core_status = self._backend.status
         self.redactor = redactor if redactor is not None else Redactor.from_env()
         self._budget = CpuBudget(cpu_budget if cpu_budget is not None else fraction_from_env())
         self.metrics_interval = metrics_interval
@@ -129,6 +127,13 @@ class Engine:
         self.instance_id = secrets.token_hex(6)
         self._pid = os.getpid()
         _register_fork_handler(self)
+
+    @property
+    def core_status(self) -> str:
+        """Which core runs and why, for people, as it stands now: "monitoring
+        (tool id 4)", "settrace: bytecode is not installed; ...", or why the
+        monitoring core holds no tool id."""
+        return self._backend.status
 
     # -- public API ------------------------------------------------------------
 
@@ -290,9 +295,9 @@ class Engine:
                 )
             if action.state == state.PAUSED:
                 self._budget.forget(action.id)
-                action.cpu_ceiling = action.cpu + max(self._budget.room(), 0.0)
-                action.set_state(state.INSTALLED, "resumed by a caller")
-                self._rearm(action)
+                # Like a placement: the core may have to claim what it let go
+                # (a sys.monitoring tool id), and the action errs if it cannot.
+                self._activate(action, "resumed by a caller")
             return action.status()
 
     def remove_all(self) -> int:

@@ -2,10 +2,35 @@
 
 Events are enabled only as *local* events on the code objects that carry
 actions, so the rest of the program runs at full speed. A line callback that
-finds nothing live returns DISABLE, which switches that one location off; the
-engine re-arms a code object by setting its local events to 0 and back. The
-global ``restart_events()`` is never called: it would re-arm the locations that
-coverage.py or a debugger switched off for themselves.
+finds nothing live returns DISABLE, which switches that one location off.
+
+Re-arming without a gap
+-----------------------
+A location switched off by DISABLE comes back only when its event is removed
+from the code object and added again (or on the global ``restart_events()``,
+which is never called here: it would re-arm the locations that coverage.py or
+a debugger switched off for themselves); setting the same event set again does
+nothing. So the engine's re-arm clears LINE and sets it again, and does both
+in one call from C (``map`` over ``set_local_events``): no bytecode runs in
+between, so no other thread can run there and miss an event (the interpreter
+switches threads only between bytecodes of Python code; a free-threaded build
+runs threads in parallel and has no such guarantee). Function events
+(PY_START, PY_RETURN) are set to their new value directly.
+
+The line table is never changed in place: a new one is built and the line
+callback's closure cell is rebound to it, so a thread sees the old table or
+the new one, never a half-built one. A callback that found nothing checks,
+before it returns DISABLE, that the table it read is still the current one:
+if the engine replaced it meanwhile the line may be wanted, so it stays on.
+
+Tool ids
+--------
+A tool id is claimed when the first action needs one and released (events
+off, callbacks cleared, id freed) when the last goes, so an engine with no
+actions holds none. Id 4 first: no well-known tool uses it (0 debuggers,
+1 coverage.py, 2 profilers, 3 Hypothesis's explain phase, 5 optimizers).
+When every id is taken by other tools, the action fails with a message naming
+them and the status says so; no other tool's id is ever taken.
 
 Exits by exception (PY_UNWIND) cannot be a local event: while a function-level
 action exists we enable PY_UNWIND globally, and its callback returns at once
@@ -34,6 +59,7 @@ avoids it by guarding its calls in the host frame.
 from __future__ import annotations
 
 import sys
+from collections import deque
 from collections.abc import Callable, Mapping
 from types import CodeType
 from typing import Any
@@ -47,10 +73,22 @@ from runtime_agent.backends.base import (
     wants_frame,
 )
 
-#: Tool ids the CPython docs reserve for others: 0 debugger, 1 coverage,
-#: 2 profiler, 5 optimizer. Try the unassigned ones first.
-_PREFERRED_TOOL_IDS = (3, 4, 5, 2, 1, 0)
+#: The order in which tool ids are tried: 4, which no well-known tool uses;
+#: then 5 (optimizers, rare on CPython), 2 (profilers), 3 (Hypothesis's
+#: explain phase, in test runs); 0 (debuggers) and 1 (coverage.py) last, the
+#: tools most likely to start after us and need their own id.
+_PREFERRED_TOOL_IDS = (4, 5, 2, 3, 0, 1)
+_TOOL_IDS = range(6)
 TOOL_NAME = "runtime-agent"
+_IDLE = "monitoring (no tool id held: claimed when an action needs one)"
+
+# Bound at import: a host that patches builtins changes nothing here.
+_map = map
+_deque = deque
+
+
+def _taken(mon: Any) -> str:
+    return ", ".join(f"{i} {mon.get_tool(i)}" for i in _TOOL_IDS)
 
 
 class MonitoringBackend(Backend):
@@ -62,9 +100,12 @@ class MonitoringBackend(Backend):
         mon = getattr(sys, "monitoring", None)
         if mon is None:
             raise BackendError("sys.monitoring needs Python 3.12 or newer")
+        if all(mon.get_tool(i) is not None for i in _TOOL_IDS):
+            # Nothing free now: the chooser falls back to settrace, visibly.
+            raise BackendError(f"every sys.monitoring tool id is taken ({_taken(mon)})")
         self._mon = mon
-        self._tool = self._claim_tool_id()
-        self.status = f"monitoring (tool id {self._tool})"
+        self._tool: int | None = None
+        self.status = _IDLE
         ev = mon.events
         self._disable = mon.DISABLE
         self._line_event = ev.LINE
@@ -73,57 +114,97 @@ class MonitoringBackend(Backend):
         self._lines: dict[int, dict[int, LineCallback]] = {}
         self._funcs: dict[int, tuple[FrameCallback, FrameCallback]] = {}
         self._codes: dict[int, CodeType] = {}
-        # line -> (code, callback, wants_frame, {id(code): entry} when several)
-        self._by_line: dict[int, tuple[Any, ...]] = {}
+        self._events: dict[int, int] = {}  # id(code) -> local events set now
         self._unwind = False
-        on_start, on_return, on_unwind = self._make_function_callbacks()
-        mon.register_callback(self._tool, ev.LINE, self._make_line_callback())
-        mon.register_callback(self._tool, ev.PY_START, on_start)
-        mon.register_callback(self._tool, ev.PY_RETURN, on_return)
-        mon.register_callback(self._tool, ev.PY_UNWIND, on_unwind)
+        self._on_line, self._publish_lines = self._make_line_callback()
+        self._on_start, self._on_return, self._on_unwind = self._make_function_callbacks()
 
-    def _claim_tool_id(self) -> int:
+    # -- the tool id: held only while something is instrumented ------------------
+
+    def _claim(self) -> int:
+        """Our tool id, claimed (and the callbacks registered) on first need."""
+        tool = self._tool
+        if tool is not None:
+            return tool
         mon = self._mon
         for tool in _PREFERRED_TOOL_IDS:
             if mon.get_tool(tool) is None:
                 mon.use_tool_id(tool, TOOL_NAME)
-                return tool
-        taken = ", ".join(f"{i} {mon.get_tool(i)}" for i in range(6))
-        raise BackendError(
-            f"every sys.monitoring tool id is taken ({taken}); free one to use the monitoring core"
-        )
+                break
+        else:
+            taken = _taken(mon)
+            self.status = f"monitoring: every sys.monitoring tool id is taken ({taken})"
+            raise BackendError(
+                f"every sys.monitoring tool id is taken by other tools ({taken}); "
+                "the agent takes none of theirs: free one, then place the action again"
+            )
+        ev = mon.events
+        mon.register_callback(tool, ev.LINE, self._on_line)
+        mon.register_callback(tool, ev.PY_START, self._on_start)
+        mon.register_callback(tool, ev.PY_RETURN, self._on_return)
+        mon.register_callback(tool, ev.PY_UNWIND, self._on_unwind)
+        self._tool = tool
+        self.status = f"monitoring (tool id {tool})"
+        return tool
+
+    def _release_if_idle(self) -> None:
+        """Hand the tool id back once nothing is instrumented."""
+        tool = self._tool
+        if tool is None or self._codes or self._unwind:
+            return
+        mon = self._mon
+        mon.set_events(tool, 0)
+        for event in (mon.events.LINE, mon.events.PY_START, mon.events.PY_RETURN):
+            mon.register_callback(tool, event, None)
+        mon.register_callback(tool, mon.events.PY_UNWIND, None)
+        mon.free_tool_id(tool)
+        self._tool = None
+        self.status = _IDLE
 
     # -- callbacks: the hot path. Keep them tiny and never raise. ---------------
 
-    def _make_line_callback(self) -> Callable[[CodeType, int], object]:
-        # A closure: cell lookups are cheaper than attribute lookups per event.
-        # Keyed by line first: most lines carry one code object's actions, so
-        # an identity check replaces hashing the code object.
-        by_line = self._by_line
+    def _make_line_callback(
+        self,
+    ) -> tuple[Callable[[CodeType, int], object], Callable[[dict[int, tuple[Any, ...]]], None]]:
+        """The LINE callback and the function that hands it a new line table.
+
+        The table is a closure cell: a cell lookup is cheaper per event than
+        an attribute, and rebinding it swaps the whole table in one step.
+        Keyed by line first: most lines carry one code object's actions, so an
+        identity check replaces hashing the code object. An entry is
+        ``(code, callback, wants_frame, {id(code): entry} when several)``.
+        """
+        by_line: dict[int, tuple[Any, ...]] = {}
         disable = self._disable
         getframe = sys._getframe
-
         ident = id
 
         def on_line(code: CodeType, line: int) -> object:
             try:
-                entry = by_line.get(line)
+                table = by_line
+                entry = table.get(line)
                 if entry is not None:
                     if entry[0] is not code:
                         entry = entry[3].get(ident(code)) if entry[3] else None
-                        if entry is None:
-                            return disable
-                    if entry[1](getframe(1) if entry[2] else None):
+                    if entry is not None and entry[1](getframe(1) if entry[2] else None):
                         return None
-                return disable
+                # Nothing live here: switch the location off, unless the
+                # engine replaced the table since we read it (the new one may
+                # want this line). No call between this test and the return,
+                # so no thread switch either.
+                return disable if table is by_line else None
             except Exception:
                 # Near the recursion limit, say: skip this hit, keep the line armed.
                 return None
 
-        return on_line
+        def publish(table: dict[int, tuple[Any, ...]]) -> None:
+            nonlocal by_line
+            by_line = table
+
+        return on_line, publish
 
     def _index_lines(self) -> None:
-        """Rebuild the line-first lookup table from ``_lines``."""
+        """Build the line-first lookup table from ``_lines`` and swap it in."""
         grouped: dict[int, list[tuple[CodeType, LineCallback, bool]]] = {}
         for key, table in self._lines.items():
             code = self._codes[key]
@@ -136,9 +217,7 @@ class MonitoringBackend(Backend):
                 {id(c): (c, cb, wf, None) for c, cb, wf in entries} if len(entries) > 1 else None
             )
             fresh[line] = (first[0], first[1], first[2], others)
-        # Swap contents in place: the running callback holds this dict.
-        self._by_line.clear()
-        self._by_line.update(fresh)
+        self._publish_lines(fresh)
 
     def _make_function_callbacks(self) -> tuple[Callable[..., object], ...]:
         funcs = self._funcs
@@ -146,11 +225,14 @@ class MonitoringBackend(Backend):
         getframe = sys._getframe
         ident = id
 
+        # On a miss, DISABLE only if the code is still unwatched when we
+        # return: the engine may have placed a duration on it meanwhile.
         def on_start(code: CodeType, offset: int) -> object:
             try:
-                pair = funcs.get(ident(code))
+                key = ident(code)
+                pair = funcs.get(key)
                 if pair is None:
-                    return disable
+                    return None if key in funcs else disable
                 pair[0](getframe(1))
             except Exception:
                 pass
@@ -158,9 +240,10 @@ class MonitoringBackend(Backend):
 
         def on_return(code: CodeType, offset: int, retval: object) -> object:
             try:
-                pair = funcs.get(ident(code))
+                key = ident(code)
+                pair = funcs.get(key)
                 if pair is None:
-                    return disable
+                    return None if key in funcs else disable
                 pair[1](getframe(1))
             except Exception:
                 pass
@@ -182,54 +265,72 @@ class MonitoringBackend(Backend):
 
     def set_lines(self, path: CodePath, callbacks: Mapping[int, LineCallback]) -> None:
         key = id(path.code)
+        if not callbacks and key not in self._lines:
+            return  # nothing placed, nothing to take out
+        self._claim()
         if callbacks:
             self._lines[key] = dict(callbacks)
             self._codes[key] = path.code
         else:
             self._lines.pop(key, None)
+        # The new table first, then the events: a line switched back on
+        # finds its entry.
         self._index_lines()
-        self._apply(path.code)
+        self._apply(path.code, rearm_lines=True)
+        self._release_if_idle()
 
     def set_function(
         self, path: CodePath, callbacks: tuple[FrameCallback, FrameCallback] | None
     ) -> None:
         key = id(path.code)
+        if callbacks is None and key not in self._funcs:
+            return
+        tool = self._claim()
         if callbacks is not None:
             self._funcs[key] = callbacks
             self._codes[key] = path.code
         else:
             self._funcs.pop(key, None)
-        self._apply(path.code)
+        self._apply(path.code, rearm_lines=False)
         unwind = bool(self._funcs)
         if unwind != self._unwind:
-            self._mon.set_events(self._tool, self._mon.events.PY_UNWIND if unwind else 0)
+            self._mon.set_events(tool, self._mon.events.PY_UNWIND if unwind else 0)
             self._unwind = unwind
+        self._release_if_idle()
 
-    def _apply(self, code: CodeType) -> None:
+    def _apply(self, code: CodeType, *, rearm_lines: bool) -> None:
         key = id(code)
+        tool = self._tool
         events = 0
         if key in self._lines:
             events |= self._line_event
         if key in self._funcs:
             events |= self._func_events
-        # Setting 0 first re-arms locations a callback switched off with
-        # DISABLE, for this code object only.
-        self._mon.set_local_events(self._tool, code, 0)
+        before = self._events.get(key, 0)
+        set_local = self._mon.set_local_events
+        if rearm_lines and events & before & self._line_event:
+            # LINE stays on: clear and set it again to re-arm the lines a
+            # callback switched off, both inside one call from C so that no
+            # thread runs with LINE off in between (see the module docstring).
+            without = events & ~self._line_event
+            _deque(_map(set_local, (tool, tool), (code, code), (without, events)), 0)
+        elif events != before:
+            set_local(tool, code, events)
         if events:
-            self._mon.set_local_events(self._tool, code, events)
+            self._events[key] = events
         else:
+            self._events.pop(key, None)
             self._codes.pop(key, None)
 
     def close(self) -> None:
-        mon = self._mon
-        for code in list(self._codes.values()):
-            mon.set_local_events(self._tool, code, 0)
+        tool = self._tool
+        if tool is not None:
+            for code in list(self._codes.values()):
+                self._mon.set_local_events(tool, code, 0)
         self._lines.clear()
-        self._by_line.clear()
+        self._publish_lines({})
         self._funcs.clear()
         self._codes.clear()
-        mon.set_events(self._tool, 0)
-        for event in (mon.events.LINE, mon.events.PY_START, mon.events.PY_RETURN):
-            mon.register_callback(self._tool, event, None)
-        mon.register_callback(self._tool, mon.events.PY_UNWIND, None)
-        mon.free_tool_id(self._tool)
+        self._events.clear()
+        self._unwind = False
+        self._release_if_idle()
