@@ -50,9 +50,12 @@ or ``__str__`` can run:
   ``charge`` and ``produce`` raise ``BudgetExceeded`` before an operation
   would go over. Single results are also capped (``"a" * 10**9``,
   ``10 ** 10 ** 10``).
-* Decimal operations (comparisons with floats, set and dict displays and
-  lookups holding a Decimal) run under a copy of the thread's context, so
-  they never set the service's flags.
+* Native code of Decimal and Fraction runs through ``guarded``: under a copy
+  of the thread's decimal context (comparisons with floats, set and dict
+  displays and lookups holding a Decimal never set the service's flags),
+  charged for the ints it converts to Decimals (quadratic in their size),
+  and refused when a value whose class has an application metaclass is
+  among its operands (their numbers-ABC checks hash and compare that class).
 
 Deliberate limits: values of extension types (numpy arrays, Cython classes)
 count as application code; so do subclasses of ``Fraction``, ``UUID`` and
@@ -591,7 +594,83 @@ def too_big(where: str, what: str) -> NoReturn:
 
 # -- deep checks ---------------------------------------------------------------
 
-F_DECIMAL: Final = 1  # a Decimal is involved: run under a private copy of the context
+# What ``check_value``, ``check_deep`` and the checks built on them report
+# about the values an operation will hand to native code; ``guarded`` runs it.
+F_DECIMAL: Final = 1  # a Decimal: run under a private copy of the context
+F_FRACTION: Final = 2  # a Fraction: its Python operators test the other operand against ABCs
+F_META: Final = 4  # a value whose class has a metaclass of application code
+#: Decimal's comparisons and Fraction's operators ask ``isinstance(other,
+#: numbers.Rational)`` of the other operand (and read ``other.numerator``):
+#: an ABC check that hashes and compares the operand's class in the ABC's
+#: caches, through its metaclass's ``__hash__`` and ``__eq__``.
+_CALLS_BACK: Final = F_DECIMAL | F_FRACTION
+#: Metaclasses whose class hashing and equality are type's own.
+_TRUSTED_META: Final = frozenset(map(id, (type, abc.ABCMeta, enum.EnumMeta)))
+
+
+def guarded(
+    flags: int, B: cost.Budget | None, where: str, fn: Callable[..., Any], /, *args: Any, **kw: Any
+) -> Any:
+    """``fn(*args, **kw)``: native code of trusted types over checked values,
+    run so that it neither calls application code nor changes the host.
+
+    ``flags`` are those the checks of the values gave. A Decimal or Fraction
+    meeting a value whose class has an application metaclass is refused
+    (NotEvaluated): their native code would call that metaclass's hooks. A
+    Decimal operation runs under a copy of the thread's decimal context, so
+    the host's flags (``Inexact``, ``FloatOperation``...) stay as they were,
+    and is first charged to ``B`` for the ints among ``args`` (and inside
+    them) that it may convert to Decimals (``B`` None: ``args`` hold none).
+    Callers test ``flags`` first: with none, they call ``fn`` themselves.
+    """
+    if flags & _CALLS_BACK and flags & F_META:
+        raise NotEvaluated(
+            f"{where}: not evaluated, a Decimal or Fraction operation would run the hooks of "
+            "a class whose metaclass is application code (the numbers ABC check hashes and "
+            "compares it); compare plain numbers"
+        )
+    if flags & F_DECIMAL:
+        if B is not None:
+            _charge_conversions(args, B, where)
+        with decimal.localcontext():
+            return fn(*args, **kw)
+    return fn(*args, **kw)
+
+
+def _charge_conversions(values: Iterable[Any], B: cost.Budget, where: str) -> None:
+    """Charge what a Decimal operation over ``values`` may spend converting
+    exact numbers: every int of more than 64 bits, and both parts of every
+    Fraction, among them and in their builtin containers (already checked),
+    to a Decimal, quadratic in its size."""
+    stack = list(values)
+    seen: set[int] = set()
+    while stack:
+        v = stack.pop()
+        tp = type(v)
+        if tp is str or tp is float or tp is decimal.Decimal or v is None:
+            continue
+        base = int if tp is int else type_info(tp)[1]
+        if base in _INT_BASES:
+            bits = _bits(v)
+            if bits > 64:
+                charge(B, cost.int_to_decimal(bits), where)
+                produce(B, cost.int_bytes(bits), where)
+        elif base is fractions.Fraction:
+            stack.append(v.numerator)
+            stack.append(v.denominator)
+        elif type_info(tp)[0] in _CONTAINER_KINDS:
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            charge(B, length(v, base) + 1, where)
+            if type_info(tp)[0] == K_MAP:
+                stack.extend(_DKEYS(v))
+                stack.extend(_DVALUES(v))
+            elif id(tp) in _ITEMS_VIEWS:
+                for pair in v:
+                    stack.extend(pair)
+            else:
+                stack.extend(_iter_stored(v, base))
 
 
 def _check_tz(v: Any, base: type, where: str) -> None:
@@ -612,7 +691,13 @@ def check_value(v: Any, need: int, where: str) -> tuple[Info, int]:
     kind = info[0]
     if kind == K_TZ:
         _check_tz(v, info[1], where)
-    return info, F_DECIMAL if kind == K_DECIMAL else 0
+    meta = type(tp)
+    flags = 0 if meta is type or id(meta) in _TRUSTED_META else F_META
+    if kind == K_DECIMAL:
+        return info, flags | F_DECIMAL
+    if info[1] is fractions.Fraction:
+        return info, flags | F_FRACTION
+    return info, flags
 
 
 def _simple(items: Iterable[Any]) -> bool:
@@ -632,7 +717,7 @@ _VISIT_STEPS: Final = 8
 def check_deep(x: Any, need: int, B: list[int], where: str) -> int:
     """Raise NotEvaluated unless ``x`` and everything reachable from it through
     builtin containers take the ``need`` behaviours from trusted code. Charges
-    one step per element; returns F_DECIMAL if a Decimal was seen.
+    one step per element; returns the F_ flags of what it saw (for ``guarded``).
     """
     if id(type(x)) in SIMPLE_IDS:
         return 0
@@ -650,6 +735,9 @@ def check_deep(x: Any, need: int, B: list[int], where: str) -> int:
         info = type_info(tp)
         if info[2] & need:
             refuse(tp, info, info[2] & need, where, v)
+        meta = type(tp)
+        if meta is not type and id(meta) not in _TRUSTED_META:
+            flags |= F_META
         kind = info[0]
         if kind in _CONTAINER_KINDS:
             # Containers are walked once: shared and self-referencing ones too.
@@ -680,6 +768,8 @@ def check_deep(x: Any, need: int, B: list[int], where: str) -> int:
             _check_tz(v, info[1], where)
         elif kind == K_DECIMAL:
             flags |= F_DECIMAL
+        elif info[1] is fractions.Fraction:
+            flags |= F_FRACTION
         elif info[1] is slice:
             # Slices compare and hash (3.12+) through their parts.
             push(v.start)
@@ -1243,8 +1333,9 @@ def compare(
     ):
         flags |= check_deep(a, need, B, where) | check_deep(b, need, B, where)
     if flags:
-        with decimal.localcontext():
-            return opf(a, b)
+        if flags & F_FRACTION and need & ORDER:
+            _fraction_order_cost(a, b, ia[1], ib[1], B, where)
+        return guarded(flags, B, where, opf, a, b)
     return opf(a, b)
 
 
@@ -1276,8 +1367,7 @@ def contains(x: Any, c: Any, B: list[int], where: str) -> bool:
             f"{where}: `in` needs a builtin container, str, bytes or range, not {an(tc)}"
         )
     if flags:
-        with decimal.localcontext():
-            return x in c
+        return guarded(flags, B, where, operator.contains, c, x)
     return x in c
 
 
@@ -1383,6 +1473,24 @@ def _repeat_cost(seq: Any, base: type, n: int, B: list[int], where: str, other: 
         produce(B, cost.sequence_bytes(n), where)
 
 
+def _exact_bits(v: Any, base: type) -> int:
+    """Bits of an int, or of the larger part of a Fraction; 0 for other values."""
+    if base in _INT_BASES:
+        return _bits(v)
+    if base is fractions.Fraction:
+        return max(_bits(v.numerator), _bits(v.denominator))
+    return 0
+
+
+def _fraction_order_cost(a: Any, b: Any, ba: type, bb: type, B: list[int], where: str) -> None:
+    """Charge ordering a Fraction and an exact number: by cross products
+    (``a.numerator * b.denominator``...), whose sizes are the operands'."""
+    xa, xb = _exact_bits(a, ba), _exact_bits(b, bb)
+    if xa > 64 and xb > 64:
+        charge(B, 2 * cost.multiply(xa, xb), where)
+        produce(B, 2 * cost.int_bytes(xa + xb), where)
+
+
 def _fraction_bits(v: Any) -> int:
     if type(v) is fractions.Fraction:
         return max(_bits(v.numerator), _bits(v.denominator))
@@ -1454,8 +1562,7 @@ def arithmetic(op: str, a: Any, b: Any, B: list[int], where: str) -> Any:
         charge(B, (length(a, ia[1]) + length(b, ib[1])) // 64, where)
     opf = ARITH_OPS[op]
     if flags:
-        with decimal.localcontext():
-            return opf(a, b)
+        return guarded(flags, B, where, opf, a, b)
     return opf(a, b)
 
 
@@ -1466,8 +1573,7 @@ def unary(op: str, v: Any, where: str) -> Any:
         return -int(v) - 1  # ~True warns on 3.12+ (a warning hook is application code)
     fn = operator.neg if op == "-" else operator.pos if op == "+" else operator.invert
     if flags:
-        with decimal.localcontext():
-            return fn(v)
+        return guarded(flags, None, where, fn, v)
     return fn(v)
 
 
@@ -1480,11 +1586,7 @@ def subscript(c: Any, k: Any, B: list[int], where: str) -> Any:
         refuse(tc, info, info[2] & CONTAINER, where, c)
     if kind == K_MAP:
         flags = check_deep(k, EQ, B, where) | check_keys(c, B, where)
-        if flags:
-            with decimal.localcontext():
-                v = _DGET(c, k, _MISSING)
-        else:
-            v = _DGET(c, k, _MISSING)
+        v = guarded(flags, B, where, _DGET, c, k, _MISSING) if flags else _DGET(c, k, _MISSING)
         if v is _MISSING:
             if base is collections.Counter:
                 return 0
@@ -1616,8 +1718,7 @@ def format_value(v: Any, conversion: int, spec: str, B: list[int], where: str) -
     elif conversion == ord("a"):
         v = ascii(v)
     if flags:
-        with decimal.localcontext():
-            return format(v, spec)
+        return guarded(flags, None, where, format, v, spec)
     return format(v, spec)
 
 
@@ -1693,9 +1794,9 @@ def _text(conv: Callable[[Any], str]) -> Builtin:
         if conv is str and type(v) is str:
             return v  # str() of a str is that str: nothing is built
         conversion = -1 if conv is str else ord("r") if conv is repr else ord("a")
-        if check_display(v, B, where, conversion):
-            with decimal.localcontext():
-                return conv(v)
+        flags = check_display(v, B, where, conversion)
+        if flags:
+            return guarded(flags, None, where, conv, v)
         return conv(v)
 
     return impl
@@ -1752,10 +1853,9 @@ def _int(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
     if base is not None:
         raise EvaluationFailure(f"{where}: int() can't convert non-string with explicit base")
     if b is decimal.Decimal:
-        with decimal.localcontext():
-            if v.is_finite() and v.adjusted() > MAX_INT_TEXT_BITS // 3:
-                too_big(where, "the Decimal is too large to convert to an int")
-            return int(v)
+        if v.is_finite() and v.adjusted() > MAX_INT_TEXT_BITS // 3:
+            too_big(where, "the Decimal is too large to convert to an int")
+        return guarded(F_DECIMAL, None, where, int, v)
     if b is fractions.Fraction:
         _fraction_cost("//", v, 1, B, where)
     if b in _INT_BASES or b is float or b is fractions.Fraction:
@@ -1773,8 +1873,7 @@ def _float(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) 
     if b in _TEXT_BASES or b in _INT_BASES or b is float or b is fractions.Fraction:
         return float(v)
     if b is decimal.Decimal:
-        with decimal.localcontext():
-            return float(v)
+        return guarded(F_DECIMAL, None, where, float, v)
     raise EvaluationFailure(f"{where}: float() of {an(type(v))} is not supported")
 
 
@@ -1794,9 +1893,9 @@ def _number(v: Any, where: str, fn: str, extra: tuple[type, ...] = ()) -> int:
 
 def _abs(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
     (v,) = args
-    if _number(v, where, "abs", (_dt.timedelta,)):
-        with decimal.localcontext():
-            return abs(v)
+    flags = _number(v, where, "abs", (_dt.timedelta,))
+    if flags:
+        return guarded(flags, B, where, abs, v)
     return abs(v)
 
 
@@ -1810,8 +1909,7 @@ def _round(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) 
         if type(v) is float and not math.isfinite(v):
             raise EvaluationFailure(f"{where}: cannot round {v!r} to an int")
         if flags:
-            with decimal.localcontext():
-                return round(v)
+            return guarded(flags, B, where, round, v)
         return round(v)
     n = _index(nd, where)
     if abs(n) > MAX_NDIGITS:
@@ -1821,8 +1919,7 @@ def _round(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) 
         charge(B, cost.power(ten, -n) + cost.divide(_bits(v), ten), where)
         produce(B, 2 * cost.int_bytes(max(_bits(v), ten)), where)
     if flags:
-        with decimal.localcontext():
-            return round(v, n)
+        return guarded(flags, B, where, round, v, n)
     return round(v, n)
 
 
@@ -1843,8 +1940,7 @@ def _minmax(fn: Callable[..., Any], label: str) -> Builtin:
         if "default" in kw and len(args) > 1:
             raise EvaluationFailure(f"{where}: {label}() takes default= with one iterable only")
         if flags:
-            with decimal.localcontext():
-                return fn(it, **kw)
+            return guarded(flags, B, where, fn, it, **kw)
         return fn(it, **kw)
 
     return impl
@@ -1863,8 +1959,7 @@ def _sum(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
         for e in _iter_stored(it, base):
             flags |= _number(e, where, "sum", _SUMMABLE)
     if flags:
-        with decimal.localcontext():
-            return sum(it, start)
+        return guarded(flags, B, where, sum, it, start)
     return sum(it, start)
 
 
@@ -1885,8 +1980,7 @@ def _sorted(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str)
     charge(B, _size(it), where)  # the sort itself
     produce(B, cost.sequence_bytes(_size(it)), where)
     if flags:
-        with decimal.localcontext():
-            return sorted(it, reverse=reverse)
+        return guarded(flags, B, where, sorted, it, reverse=reverse)
     return sorted(it, reverse=reverse)
 
 
@@ -2017,8 +2111,7 @@ def _divmod(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str)
         _int_cost("//", a, b, B, where)
         produce(B, cost.int_bytes(_bits(b)), where)  # the remainder
     if flags:
-        with decimal.localcontext():
-            return divmod(a, b)
+        return guarded(flags, B, where, divmod, a, b)
     return divmod(a, b)
 
 
@@ -2070,8 +2163,7 @@ def _collection(fn: Callable[..., Any], need: int) -> Builtin:
         n = _size(it)
         produce(B, cost.hashed_bytes(n) if need else cost.sequence_bytes(n), where)
         if flags:
-            with decimal.localcontext():
-                return fn(it)
+            return guarded(flags, B, where, fn, it)
         return fn(it)
 
     return impl
@@ -2410,8 +2502,7 @@ def _search_method(owner: type, name: str) -> Method:
         flags = check_deep(args[0], EQ, B, where) | check_deep(recv, EQ, B, where)
         charge(B, length(recv, owner), where)
         if flags:
-            with decimal.localcontext():
-                return fn(recv, *args)
+            return guarded(flags, B, where, fn, recv, *args)
         return fn(recv, *args)
 
     return impl
@@ -2425,8 +2516,7 @@ def _dict_get(
     key = args[0]
     flags = check_deep(key, EQ, B, where) | check_keys(recv, B, where)
     if flags:
-        with decimal.localcontext():
-            return _DGET(recv, *args)
+        return guarded(flags, B, where, _DGET, recv, *args)
     return _DGET(recv, *args)
 
 
@@ -2458,8 +2548,7 @@ def _set_method(owner: type, name: str) -> Method:
         if not name.startswith("is"):
             produce(B, cost.hashed_bytes(_size(recv) + sum(_size(o) for o in args)), where)
         if flags:
-            with decimal.localcontext():
-                return fn(recv, *args)
+            return guarded(flags, B, where, fn, recv, *args)
         return fn(recv, *args)
 
     return impl
@@ -2597,8 +2686,7 @@ def call_method(
     if kind == K_TZ:
         _check_tz(recv, base, where)
     if kind == K_DECIMAL:
-        with decimal.localcontext():
-            return impl(recv, args, kw, B, where)
+        return guarded(F_DECIMAL, None, where, impl, recv, args, kw, B, where)
     return impl(recv, args, kw, B, where)
 
 

@@ -34,7 +34,6 @@ instance ``__dict__``, a local name) are handled inline in the closures with
 from __future__ import annotations
 
 import ast
-import decimal
 import operator
 import warnings
 from collections.abc import Callable, Mapping
@@ -1002,6 +1001,7 @@ class _Compiler:
         fns = self.elements(node.elts, depth)
         where = self.snippet(node)
         check = safeops.check_deep
+        guarded = safeops.guarded
         EQ = safeops.EQ
 
         def make_set(L: Scope, G: Scope, B: list[Any]) -> set[Any]:
@@ -1011,8 +1011,7 @@ class _Compiler:
                 for v in values:
                     flags |= check(v, EQ, B, where)
                 if flags:  # a Decimal compared with a float sets the context's flags
-                    with decimal.localcontext():
-                        return set(values)
+                    return guarded(flags, B, where, set, values)
                 return set(values)
             except EvaluationFailure:
                 raise
@@ -1030,6 +1029,7 @@ class _Compiler:
         pairs = list(zip(keys, values, strict=True))
         where = self.snippet(node)
         check = safeops.check_deep
+        guarded = safeops.guarded
         EQ = safeops.EQ
 
         def make_dict(L: Scope, G: Scope, B: list[Any]) -> Any:
@@ -1039,11 +1039,8 @@ class _Compiler:
                 flags = 0
                 for k, _ in items:
                     flags |= check(k, EQ, B, where)
-                if flags:  # a Decimal compared with a float sets the context's flags
-                    with decimal.localcontext():
-                        out = dict(items)
-                else:
-                    out = dict(items)
+                # A Decimal compared with a float sets the context's flags.
+                out = guarded(flags, B, where, dict, items) if flags else dict(items)
             except EvaluationFailure:
                 raise
             except Exception as exc:
