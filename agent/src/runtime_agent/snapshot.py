@@ -75,13 +75,14 @@ def take_snapshot(
                 top_locals, limits=LIMITS, redactor=redactor, budget=budget, secrets=secrets
             )
         elif depth < LOCALS_FRAMES:
+            kept = framelocals.keep(current) if release_callers else None
             names = current.f_locals
             entry["locals"] = capture_namespace(
                 names, limits=LIMITS, redactor=redactor, budget=budget, secrets=secrets
             )
             if release_callers:
-                framelocals.release(current, names)
-            del names
+                framelocals.release(current, names, kept)
+            del names, kept
         frames.append(entry)
         current = current.f_back
         depth += 1
