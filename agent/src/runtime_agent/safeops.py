@@ -562,7 +562,7 @@ _WORK_TEXT: Final = f"about {WORK_BUDGET * cost.NS_PER_STEP / 1e6:g} ms of CPU"
 _MEMORY_TEXT: Final = f"{MEMORY_BUDGET >> 20} MiB"
 
 
-def charge(B: list[int], steps: int, where: str) -> None:
+def charge(B: cost.Budget, steps: int, where: str) -> None:
     """Take ``steps`` from the evaluation's work budget ``B[0]``, before the
     work is done; BudgetExceeded past it."""
     left = B[0] - steps
@@ -575,7 +575,7 @@ def charge(B: list[int], steps: int, where: str) -> None:
         )
 
 
-def produce(B: list[int], nbytes: int, where: str) -> None:
+def produce(B: cost.Budget, nbytes: int, where: str) -> None:
     """Take ``nbytes`` from the evaluation's memory budget ``B[2]``, before the
     result is built; BudgetExceeded past it."""
     left = B[2] - nbytes
@@ -714,7 +714,7 @@ def _simple(items: Iterable[Any]) -> bool:
 _VISIT_STEPS: Final = 8
 
 
-def check_deep(x: Any, need: int, B: list[int], where: str) -> int:
+def check_deep(x: Any, need: int, B: cost.Budget, where: str) -> int:
     """Raise NotEvaluated unless ``x`` and everything reachable from it through
     builtin containers take the ``need`` behaviours from trusted code. Charges
     one step per element; returns the F_ flags of what it saw (for ``guarded``).
@@ -783,7 +783,7 @@ def _keyed(kind: int, tp: type, base: type) -> bool:
     return kind in (K_MAP, K_VIEW) or (kind == K_SEQ and tp is not base)
 
 
-def check_keys(d: Any, B: list[int], where: str) -> int:
+def check_keys(d: Any, B: cost.Budget, where: str) -> int:
     """Check the keys of a dict for a lookup: stored keys of the same hash are
     compared with ``==``, which must not reach application code."""
     keys = _DKEYS(d)
@@ -811,7 +811,9 @@ _ESCAPE_RATE: Final = 4
 _ESCAPE_WIDTH: Final = 10
 
 
-def _quoted_size(v: Any, tp: type, B: list[int], where: str, escape_all: bool) -> tuple[int, bool]:
+def _quoted_size(
+    v: Any, tp: type, B: cost.Budget, where: str, escape_all: bool
+) -> tuple[int, bool]:
     """Characters of repr() (or ascii(), ``escape_all``) of a str or bytes, and
     whether the text may be wide; charges the escaping of non-ASCII text."""
     n = length(v, tp)
@@ -829,7 +831,7 @@ def _quoted_size(v: Any, tp: type, B: list[int], where: str, escape_all: bool) -
     return _ESCAPE_WIDTH * n + 2, not escape_all
 
 
-def check_display(x: Any, B: list[int], where: str, conversion: int = -1, extra: int = 0) -> int:
+def check_display(x: Any, B: cost.Budget, where: str, conversion: int = -1, extra: int = 0) -> int:
     """Check that str()/repr()/ascii()/format() of ``x`` runs trusted code only,
     then charge the work and the size of the text (plus ``extra`` characters
     of padding from a format spec) to ``B``; returns F_DECIMAL if a Decimal is
@@ -1317,7 +1319,7 @@ def truth(v: Any, where: str) -> bool:
 
 
 def compare(
-    opf: Callable[[Any, Any], Any], need: int, a: Any, b: Any, B: list[int], where: str
+    opf: Callable[[Any, Any], Any], need: int, a: Any, b: Any, B: cost.Budget, where: str
 ) -> Any:
     """``opf(a, b)`` for ==, !=, <, <=, >, >=. Elements are checked only when
     both sides are containers (or slices, which compare their parts):
@@ -1339,7 +1341,7 @@ def compare(
     return opf(a, b)
 
 
-def contains(x: Any, c: Any, B: list[int], where: str) -> bool:
+def contains(x: Any, c: Any, B: cost.Budget, where: str) -> bool:
     """``x in c`` without calling application ``__contains__``/``__eq__``/``__hash__``."""
     tc = type(c)
     info = type_info(tc)
@@ -1371,7 +1373,7 @@ def contains(x: Any, c: Any, B: list[int], where: str) -> bool:
     return x in c
 
 
-def _charge_len(B: list[int], c: Any, where: str) -> int:
+def _charge_len(B: cost.Budget, c: Any, where: str) -> int:
     try:
         n = len(c)
     except OverflowError:
@@ -1403,7 +1405,7 @@ def _int_guard(bits: int, where: str) -> None:
         too_big(where, f"the result would have about {bits} bits (limit {MAX_INT_BITS})")
 
 
-def _size_guard(op: str, a: Any, b: Any, ia: Info, ib: Info, B: list[int], where: str) -> None:
+def _size_guard(op: str, a: Any, b: Any, ia: Info, ib: Info, B: cost.Budget, where: str) -> None:
     """Check and charge ``a <op> b`` by the sizes of its operands, before it runs."""
     ba, bb = ia[1], ib[1]
     if ba in _INT_BASES and bb in _INT_BASES:
@@ -1427,7 +1429,7 @@ def _size_guard(op: str, a: Any, b: Any, ia: Info, ib: Info, B: list[int], where
         produce(B, cost.hashed_bytes(n), where)
 
 
-def _int_cost(op: str, a: Any, b: Any, B: list[int], where: str) -> None:
+def _int_cost(op: str, a: Any, b: Any, B: cost.Budget, where: str) -> None:
     """Charge int arithmetic by operand bits: the work, and the bytes of the result."""
     xa, xb = _bits(a), _bits(b)
     out = max(xa, xb) + 1
@@ -1459,7 +1461,9 @@ def _int_cost(op: str, a: Any, b: Any, B: list[int], where: str) -> None:
     produce(B, cost.int_bytes(out), where)
 
 
-def _repeat_cost(seq: Any, base: type, n: int, B: list[int], where: str, other: Any = None) -> None:
+def _repeat_cost(
+    seq: Any, base: type, n: int, B: cost.Budget, where: str, other: Any = None
+) -> None:
     """Check and charge a str, bytes or sequence of ``n`` elements built from
     ``seq`` (and ``other``, for a concatenation)."""
     if n > _SEQ_LIMITS[base]:
@@ -1482,7 +1486,7 @@ def _exact_bits(v: Any, base: type) -> int:
     return 0
 
 
-def _fraction_order_cost(a: Any, b: Any, ba: type, bb: type, B: list[int], where: str) -> None:
+def _fraction_order_cost(a: Any, b: Any, ba: type, bb: type, B: cost.Budget, where: str) -> None:
     """Charge ordering a Fraction and an exact number: by cross products
     (``a.numerator * b.denominator``...), whose sizes are the operands'."""
     xa, xb = _exact_bits(a, ba), _exact_bits(b, bb)
@@ -1499,7 +1503,7 @@ def _fraction_bits(v: Any) -> int:
     return 64
 
 
-def _fraction_cost(op: str, a: Any, b: Any, B: list[int], where: str) -> None:
+def _fraction_cost(op: str, a: Any, b: Any, B: cost.Budget, where: str) -> None:
     """Fraction arithmetic multiplies and reduces (gcd) numerators and denominators."""
     xa, xb = _fraction_bits(a), _fraction_bits(b)
     if op == "*":
@@ -1509,7 +1513,7 @@ def _fraction_cost(op: str, a: Any, b: Any, B: list[int], where: str) -> None:
     produce(B, 2 * cost.int_bytes(xa + xb), where)
 
 
-def _pow_guard(a: Any, b: Any, ia: Info, ib: Info, B: list[int], where: str) -> None:
+def _pow_guard(a: Any, b: Any, ia: Info, ib: Info, B: cost.Budget, where: str) -> None:
     ba, bb = ia[1], ib[1]
     exponent: int | None = None
     if bb in _INT_BASES:
@@ -1545,7 +1549,7 @@ ARITH_OPS: dict[str, Callable[[Any, Any], Any]] = {
 _SET_OPS: Final = frozenset({"|", "&", "^", "-"})
 
 
-def arithmetic(op: str, a: Any, b: Any, B: list[int], where: str) -> Any:
+def arithmetic(op: str, a: Any, b: Any, B: cost.Budget, where: str) -> Any:
     """``a <op> b`` for operands whose arithmetic is trusted, sizes checked first."""
     ia, fa = check_value(a, ARITH | CONVERT, where)
     ib, fb = check_value(b, ARITH | CONVERT, where)
@@ -1577,7 +1581,7 @@ def unary(op: str, v: Any, where: str) -> Any:
     return fn(v)
 
 
-def subscript(c: Any, k: Any, B: list[int], where: str) -> Any:
+def subscript(c: Any, k: Any, B: cost.Budget, where: str) -> Any:
     """``c[k]`` for builtin sequences and mappings (never a ``__missing__`` factory)."""
     tc = type(c)
     info = type_info(tc)
@@ -1704,7 +1708,7 @@ def check_spec(spec: Any, where: str) -> int:
     return padding + number
 
 
-def format_value(v: Any, conversion: int, spec: str, B: list[int], where: str) -> str:
+def format_value(v: Any, conversion: int, spec: str, B: cost.Budget, where: str) -> str:
     """An f-string field: ``format(v, spec)`` after an optional !s/!r/!a conversion."""
     tp = type(v)
     if tp is str and not spec and conversion < 0:
@@ -1724,7 +1728,7 @@ def format_value(v: Any, conversion: int, spec: str, B: list[int], where: str) -
 
 # -- builtin functions ---------------------------------------------------------
 
-Builtin = Callable[[tuple[Any, ...], dict[str, Any], list[int], str], Any]
+Builtin = Callable[[tuple[Any, ...], dict[str, Any], cost.Budget, str], Any]
 
 
 #: Characters of a str iterated per step, and the bytes of a character object.
@@ -1732,7 +1736,7 @@ _CHAR_ELEMENT_RATE: Final = 4
 _CHAR_OBJECT_BYTES: Final = 64
 
 
-def _iterable(v: Any, need: int, B: list[int], where: str, fn: str) -> int:
+def _iterable(v: Any, need: int, B: cost.Budget, where: str, fn: str) -> int:
     """Check a value iterated by a builtin: a builtin container, str, bytes or
     range; its elements checked for ``need`` and the iteration charged."""
     tp = type(v)
@@ -1767,7 +1771,7 @@ def _iterable(v: Any, need: int, B: list[int], where: str, fn: str) -> int:
     )
 
 
-def _len(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
+def _len(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> int:
     (v,) = args
     tp = type(v)
     info = type_info(tp)
@@ -1785,7 +1789,7 @@ def _len(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
 
 
 def _text(conv: Callable[[Any], str]) -> Builtin:
-    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> str:
+    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> str:
         if not args:
             return ""
         v = args[0]
@@ -1829,7 +1833,7 @@ def _codec_args(args: tuple[Any, ...], kw: dict[str, Any], where: str) -> tuple[
     return encoding, errors
 
 
-def _decode(v: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> str:
+def _decode(v: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> str:
     if type(v) is not bytes and type(v) is not bytearray:
         raise EvaluationFailure(f"{where}: str() with an encoding needs bytes")
     encoding, errors = _codec_args(args, kw, where)
@@ -1837,7 +1841,7 @@ def _decode(v: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], whe
     return str(v, encoding, errors)
 
 
-def _int(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
+def _int(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> int:
     if not args:
         return 0
     v = args[0]
@@ -1863,7 +1867,7 @@ def _int(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
     raise EvaluationFailure(f"{where}: int() of {an(type(v))} is not supported")
 
 
-def _float(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> float:
+def _float(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> float:
     if not args:
         return 0.0
     (v,) = args
@@ -1877,7 +1881,7 @@ def _float(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) 
     raise EvaluationFailure(f"{where}: float() of {an(type(v))} is not supported")
 
 
-def _bool(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
+def _bool(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> bool:
     return truth(args[0], where) if args else False
 
 
@@ -1891,7 +1895,7 @@ def _number(v: Any, where: str, fn: str, extra: tuple[type, ...] = ()) -> int:
     return flags
 
 
-def _abs(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+def _abs(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> Any:
     (v,) = args
     flags = _number(v, where, "abs", (_dt.timedelta,))
     if flags:
@@ -1899,7 +1903,7 @@ def _abs(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
     return abs(v)
 
 
-def _round(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+def _round(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> Any:
     v = args[0]
     nd = kw.get("ndigits", args[1] if len(args) > 1 else None)
     flags = _number(v, where, "round")
@@ -1923,7 +1927,7 @@ def _round(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) 
     return round(v, n)
 
 
-def _elements(args: tuple[Any, ...], need: int, B: list[int], where: str, fn: str) -> Any:
+def _elements(args: tuple[Any, ...], need: int, B: cost.Budget, where: str, fn: str) -> Any:
     if len(args) == 1:
         it = args[0]
         flags = _iterable(it, need, B, where, fn)
@@ -1935,7 +1939,7 @@ def _elements(args: tuple[Any, ...], need: int, B: list[int], where: str, fn: st
 
 
 def _minmax(fn: Callable[..., Any], label: str) -> Builtin:
-    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> Any:
         it, flags = _elements(args, EQ | ORDER, B, where, label)
         if "default" in kw and len(args) > 1:
             raise EvaluationFailure(f"{where}: {label}() takes default= with one iterable only")
@@ -1949,7 +1953,7 @@ def _minmax(fn: Callable[..., Any], label: str) -> Builtin:
 _SUMMABLE: Final = (decimal.Decimal, fractions.Fraction, _dt.timedelta)
 
 
-def _sum(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+def _sum(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> Any:
     it = args[0]
     start = kw.get("start", args[1] if len(args) > 1 else 0)
     flags = _iterable(it, 0, B, where, "sum")
@@ -1971,7 +1975,7 @@ def _numbers(items: Iterable[Any]) -> bool:
     return True
 
 
-def _sorted(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> list[Any]:
+def _sorted(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> list[Any]:
     (it,) = args
     flags = _iterable(it, EQ | ORDER, B, where, "sorted")
     reverse = kw.get("reverse", False)
@@ -1992,7 +1996,7 @@ def _size(it: Any) -> int:
 
 
 def _truths(fn: Callable[[Any], bool], label: str) -> Builtin:
-    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
+    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> bool:
         (it,) = args
         _iterable(it, 0, B, where, label)
         info = type_info(type(it))
@@ -2056,7 +2060,7 @@ def _abc_table() -> dict[tuple[int, int], bool]:
 _ABCS: Final = _abc_table()
 
 
-def _isinstance(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
+def _isinstance(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> bool:
     v, classinfo = args
     opaque(v, where)
     tp = type(v)
@@ -2081,12 +2085,12 @@ def _isinstance(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: 
     return False
 
 
-def _type(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> type:
+def _type(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> type:
     opaque(args[0], where)
     return type(args[0])
 
 
-def _hasattr(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
+def _hasattr(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> bool:
     o, name = args
     opaque(o, where)
     if type(name) is not str:
@@ -2102,7 +2106,7 @@ def _hasattr(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str
     return True  # a value or a method: getattr() would succeed
 
 
-def _divmod(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+def _divmod(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> Any:
     a, b = args
     flags = _number(a, where, "divmod", (_dt.timedelta,)) | _number(
         b, where, "divmod", (_dt.timedelta,)
@@ -2115,7 +2119,7 @@ def _divmod(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str)
     return divmod(a, b)
 
 
-def _pow(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+def _pow(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> Any:
     if len(args) == 2:
         return arithmetic("**", args[0], args[1], B, where)
     a, b, m = (_index(x, where) for x in args)
@@ -2127,7 +2131,7 @@ def _pow(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
 
 
 def _radix(fn: Callable[[int], str]) -> Builtin:
-    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> str:
+    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> str:
         n = _index(args[0], where)
         bits = _bits(n)
         _int_guard(bits, where)
@@ -2138,11 +2142,11 @@ def _radix(fn: Callable[[int], str]) -> Builtin:
     return impl
 
 
-def _chr(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> str:
+def _chr(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> str:
     return chr(_index(args[0], where))
 
 
-def _ord(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
+def _ord(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> int:
     (c,) = args
     if type(c) is not str and type(c) is not bytes and type(c) is not bytearray:
         opaque(c, where)
@@ -2153,7 +2157,7 @@ def _ord(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
 def _collection(fn: Callable[..., Any], need: int) -> Builtin:
     label = fn.__name__
 
-    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> Any:
         if not args:
             return fn()
         (it,) = args
@@ -2169,22 +2173,22 @@ def _collection(fn: Callable[..., Any], need: int) -> Builtin:
     return impl
 
 
-def _range(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> range:
+def _range(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> range:
     return range(*(_index(a, where) for a in args))
 
 
-def _callable(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
+def _callable(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> bool:
     opaque(args[0], where)
     return callable(args[0])  # reads the type's call slot only
 
 
-def _hash(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
+def _hash(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> int:
     (v,) = args
     check_deep(v, EQ, B, where)
     return hash(v)
 
 
-def _id(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
+def _id(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> int:
     opaque(args[0], where)
     return id(args[0])
 
@@ -2250,7 +2254,7 @@ BUILTIN_VALUES.update({tname(e): e for e in _EXCEPTIONS})
 
 # -- methods of builtin types ---------------------------------------------------
 
-Method = Callable[[Any, tuple[Any, ...], dict[str, Any], list[int], str], Any]
+Method = Callable[[Any, tuple[Any, ...], dict[str, Any], cost.Budget, str], Any]
 
 
 def _check_args(args: tuple[Any, ...], kw: dict[str, Any], where: str, label: str) -> None:
@@ -2271,7 +2275,9 @@ def _plain_method(owner: type, name: str) -> Method:
     fn = static_lookup(owner, name)
     label = f"{tname(owner)}.{name}"
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         if args or kw:
             _check_args(args, kw, where, label)
         return fn(recv, *args, **kw)
@@ -2300,7 +2306,9 @@ def _text_method(owner: type, name: str) -> Method:
     fn = static_lookup(owner, name)
     label = f"{tname(owner)}.{name}"
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         if args or kw:
             _check_args(args, kw, where, label)
         n = length(recv, owner)
@@ -2335,7 +2343,9 @@ def _split_method(owner: type, name: str) -> Method:
     label = f"{tname(owner)}.{name}"
     is_str = owner is str
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         if args or kw:
             _check_args(args, kw, where, label)
         n = length(recv, owner)
@@ -2375,7 +2385,7 @@ def _split_method(owner: type, name: str) -> Method:
     return impl
 
 
-def _charge_parts(parts: int, chars: int, wide: bool, B: list[int], where: str) -> None:
+def _charge_parts(parts: int, chars: int, wide: bool, B: cost.Budget, where: str) -> None:
     """Charge a split of ``chars`` characters into ``parts`` strings."""
     charge(B, parts, where)
     produce(B, cost.parts_bytes(parts, chars, wide), where)
@@ -2387,7 +2397,9 @@ def _sized_text_method(owner: type, name: str) -> Method:
     count = static_lookup(owner, "count")
     label = f"{tname(owner)}.{name}"
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         _check_args(args, kw, where, label)
         n = length(recv, owner)
         steps = 0
@@ -2423,7 +2435,9 @@ def _sized_text_method(owner: type, name: str) -> Method:
 def _join_method(owner: type) -> Method:
     join = static_lookup(owner, "join")
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         if len(args) != 1 or kw:
             raise EvaluationFailure(f"{where}: join() takes one iterable")
         (it,) = args
@@ -2466,7 +2480,7 @@ def _text_result_bytes(owner: type, chars: int, wide: bool) -> int:
     return cost.bytes_bytes(chars)
 
 
-def _codec_cost(value: Any, owner: type, B: list[int], where: str) -> None:
+def _codec_cost(value: Any, owner: type, B: cost.Budget, where: str) -> None:
     """Charge str.encode (up to 4 bytes a character, utf-32) or bytes.decode."""
     n = length(value, bytearray if inherits(type(value), bytearray) else owner)
     if n > 4 * MAX_TEXT:
@@ -2482,7 +2496,9 @@ def _codec_cost(value: Any, owner: type, B: list[int], where: str) -> None:
 def _codec_method(owner: type, name: str) -> Method:
     fn = static_lookup(owner, name)
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         encoding, errors = _codec_args(args, kw, where)
         _codec_cost(recv, owner, B, where)
         return fn(recv, encoding, errors)
@@ -2494,7 +2510,9 @@ def _search_method(owner: type, name: str) -> Method:
     """list/tuple/deque index and count: elements are compared with ``==``."""
     fn = static_lookup(owner, name)
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         if not args or kw:
             raise EvaluationFailure(f"{where}: {name}() takes a value (and start, stop)")
         for extra in args[1:]:
@@ -2509,7 +2527,7 @@ def _search_method(owner: type, name: str) -> Method:
 
 
 def _dict_get(
-    recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str
+    recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
 ) -> Any:
     if not 1 <= len(args) <= 2 or kw:
         raise EvaluationFailure(f"{where}: get() takes a key and an optional default")
@@ -2524,7 +2542,9 @@ def _dict_view(name: str) -> Method:
     fn = _TYPE_DICT(dict)[name]
     reads_values = name != "keys"
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         if args or kw:
             raise EvaluationFailure(f"{where}: {name}() takes no arguments")
         secrecy = B[1]
@@ -2539,7 +2559,9 @@ def _dict_view(name: str) -> Method:
 def _set_method(owner: type, name: str) -> Method:
     fn = static_lookup(owner, name)
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         if kw or len(args) > 16:
             raise EvaluationFailure(f"{where}: {name}() takes containers only")
         flags = check_deep(recv, EQ, B, where)
@@ -2559,7 +2581,9 @@ def _tz_method(owner: type, name: str) -> Method:
     checked by the caller); strftime formats cannot ask for huge widths."""
     plain = _plain_method(owner, name)
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         if name == "strftime" and args and type(args[0]) is str:
             fmt = args[0]
             if len(fmt) > 256 or any(
@@ -2669,7 +2693,7 @@ METHOD_NAMES: Final = frozenset(name for names in METHODS.values() for name in n
 
 
 def call_method(
-    recv: Any, name: str, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str
+    recv: Any, name: str, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
 ) -> Any:
     """``recv.name(*args, **kw)`` for the allowed methods of builtin types."""
     tp = type(recv)
@@ -2691,7 +2715,7 @@ def call_method(
 
 
 def _unbound_call(
-    cls: Any, name: str, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str
+    cls: Any, name: str, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
 ) -> Any:
     """``str.upper(s)``: an allowed method of a builtin type called through the
     class, on the value passed first; as Python does, it needs one."""
