@@ -631,17 +631,20 @@ def guarded(
         )
     if flags & F_DECIMAL:
         if B is not None:
-            _charge_conversions(args, B, where)
+            _charge_conversions(args, B, where, flags)
         with decimal.localcontext():
             return fn(*args, **kw)
     return fn(*args, **kw)
 
 
-def _charge_conversions(values: Iterable[Any], B: cost.Budget, where: str) -> None:
-    """Charge what a Decimal operation over ``values`` may spend converting
-    exact numbers: every int of more than 64 bits, and both parts of every
-    Fraction, among them and in their builtin containers (already checked),
-    to a Decimal, quadratic in its size."""
+def _charge_conversions(values: Iterable[Any], B: cost.Budget, where: str, flags: int) -> None:
+    """Charge what a Decimal operation (``flags`` has F_DECIMAL) over ``values``
+    may spend converting exact numbers: every int of more than 64 bits, and
+    both parts of every Fraction, among them and in their builtin containers,
+    to a Decimal, quadratic in its size. The containers' elements were
+    charged by the checks that gave ``flags``; walking them again is not."""
+    if not flags & F_DECIMAL:
+        return
     stack = list(values)
     seen: set[int] = set()
     while stack:
@@ -662,7 +665,6 @@ def _charge_conversions(values: Iterable[Any], B: cost.Budget, where: str) -> No
             if id(v) in seen:
                 continue
             seen.add(id(v))
-            charge(B, length(v, base) + 1, where)
             if type_info(tp)[0] == K_MAP:
                 stack.extend(_DKEYS(v))
                 stack.extend(_DVALUES(v))
@@ -1369,6 +1371,9 @@ def contains(x: Any, c: Any, B: cost.Budget, where: str) -> bool:
             f"{where}: `in` needs a builtin container, str, bytes or range, not {an(tc)}"
         )
     if flags:
+        if kind == K_MAP:  # a lookup converts the key, not the mapping's values
+            _charge_conversions((x,), B, where, flags)
+            return guarded(flags, None, where, operator.contains, c, x)
         return guarded(flags, B, where, operator.contains, c, x)
     return x in c
 
@@ -1590,7 +1595,11 @@ def subscript(c: Any, k: Any, B: cost.Budget, where: str) -> Any:
         refuse(tc, info, info[2] & CONTAINER, where, c)
     if kind == K_MAP:
         flags = check_deep(k, EQ, B, where) | check_keys(c, B, where)
-        v = guarded(flags, B, where, _DGET, c, k, _MISSING) if flags else _DGET(c, k, _MISSING)
+        if flags:
+            _charge_conversions((k,), B, where, flags)  # the key: a lookup reads no values
+            v = guarded(flags, None, where, _DGET, c, k, _MISSING)
+        else:
+            v = _DGET(c, k, _MISSING)
         if v is _MISSING:
             if base is collections.Counter:
                 return 0
@@ -2534,7 +2543,8 @@ def _dict_get(
     key = args[0]
     flags = check_deep(key, EQ, B, where) | check_keys(recv, B, where)
     if flags:
-        return guarded(flags, B, where, _DGET, recv, *args)
+        _charge_conversions(args[:1], B, where, flags)  # the key: a lookup reads no values
+        return guarded(flags, None, where, _DGET, recv, *args)
     return _DGET(recv, *args)
 
 
