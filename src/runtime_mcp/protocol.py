@@ -168,7 +168,7 @@ def check_with_agent_rules(request: ActionRequest) -> None:
                 raise AgentError(f"watch expression {source!r}: {exc}") from None
     except AgentError as exc:
         raise ValueError(str(exc)) from None
-    except RecursionError:  # the sandbox's compiler recurses once per level of nesting
+    except RecursionError:  # compile_expression raises its own error for this; a last guard
         raise ValueError(
             "an expression is nested too deeply to compile; split it into simpler ones"
         ) from None

@@ -18,6 +18,7 @@ import builtins
 import collections
 import collections.abc
 import decimal
+import enum
 import importlib.util
 import sys
 import threading
@@ -25,6 +26,7 @@ import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -820,6 +822,63 @@ def test_decimal_and_float_never_set_the_hosts_decimal_flags() -> None:
         run(source, {"x": x})
     assert not context.flags[decimal.FloatOperation]
     assert not any(context.flags.values())
+
+
+# -- Decimal and Fraction against classes with application metaclasses ---------------------
+
+
+class MetaInt(int, metaclass=HookedMeta):
+    """An int whose class's hashing and equality are application code."""
+
+
+#: Decimal's comparisons and Fraction's operators ask isinstance(other,
+#: numbers.Rational), which hashes and compares other's class in the ABC's caches.
+NUMERIC_ACROSS_METACLASS = [
+    "d == x",
+    "d != x",
+    "d < x",
+    "d + x",
+    "x == d",
+    "f == x",
+    "f < x",
+    "f + x",
+    "x + f",
+    "x * f",
+    "d in [x]",
+    "x in {d}",
+    "f in (x,)",
+    "[d] == [x]",
+    "{'k': d} == {'k': x}",
+    "{d, x}",
+    "{x: 1, d: 2}",
+    "sorted([f, x])",
+    "max(d, x)",
+    "sum([f, x])",
+    "[x].count(f)",
+    "{d: 1}.get(x)",
+]
+
+
+@pytest.mark.parametrize("source", NUMERIC_ACROSS_METACLASS)
+@pytest.mark.parametrize("x", [MetaHeld(), MetaInt(1)], ids=["object", "int"])
+def test_decimal_or_fraction_never_reaches_an_application_metaclass(source: str, x: Any) -> None:
+    result = run(source, {"d": Decimal(1), "f": Fraction(1, 3), "x": x})
+    # Refused for the metaclass (sum() of an object: for not being a number).
+    assert isinstance(result, EvaluationFailure)
+    assert "metaclass is application code" in str(result) or "needs a number" in str(result)
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+
+
+def test_decimal_and_fraction_with_trusted_metaclasses_still_work() -> None:
+    local = {"d": Decimal("1.5"), "f": Fraction(3, 2), "e": Level.LOW, "n": 3, "h": Decimal("4.5")}
+    assert run("d == f and f == d", local) is True
+    assert run("d < n and f < n and d + n == h", local) is True
+    assert run("f + e", local) == Fraction(5, 2)
+    assert run("d > e and e < f", local) is True
+    assert run("sorted([f, n, d])", local) == [Fraction(3, 2), Decimal("1.5"), 3]
 
 
 # -- generated object graphs -----------------------------------------------------------------

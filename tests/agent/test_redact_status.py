@@ -93,6 +93,21 @@ def test_a_snapshots_watch_error_does_not_quote_a_secret_of_the_hit():
     assert placed.id == event["action"]
 
 
+def test_a_snapshots_watch_error_masks_value_patterns():
+    """A watch's error text is masked like captured text: a key in a vendor's
+    format, built by the expression and not a secret of the hit, is masked."""
+    from rt_targets import status_app
+
+    built = "'sk_live_' + 'a1B2c3D4e5F6g7H8i9J0'"
+    with Engine() as eng:
+        eng.add_snapshot(at("charge_return"), watch=[f"limits[{built}]"])
+        status_app.charge("4111", {"visa": 1})
+        (event,) = [e for e in eng.drain() if e["type"] == "snapshot"]
+    error = event["watch"][f"limits[{built}]"]
+    assert error["type"] == "error" and "not found" in error["notCaptured"]
+    assert STRIPE not in error["notCaptured"] and REDACTED in error["notCaptured"]
+
+
 def test_a_log_field_error_is_masked_in_the_line():
     from rt_targets import status_app
 

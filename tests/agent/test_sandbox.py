@@ -1727,6 +1727,14 @@ def test_recursion_near_the_stack_limit_is_contained() -> None:
     assert result and (result[0] == 1 or isinstance(result[0], BudgetExceeded))
 
 
+@pytest.mark.parametrize("source", ["-" * 999 + "1", "1+" * 499 + "1", "x" + ".a" * 499])
+def test_nesting_past_the_compilers_stack_is_an_expression_error(source: str) -> None:
+    # The package's own error, from the compile step itself: callers need not
+    # know that compiling recurses.
+    with pytest.raises(ExpressionError, match="nested too deeply to compile"):
+        compile_expression(source)
+
+
 # -- concurrency -----------------------------------------------------------------
 
 

@@ -65,7 +65,7 @@ class Host:
         redactor: Redactor,
         locals_hazard: Callable[[CodeType], str | None] = lambda code: None,
         blocklist: Blocklist | None = None,
-        release_locals: Callable[[FrameType, Any], None] | None = None,
+        release_locals: Callable[[FrameType, Any, Any], None] | None = None,
     ) -> None:
         self.redactor = redactor
         self.blocklist = blocklist
@@ -228,12 +228,15 @@ class Action:
         where = self.condition.source if self.condition is not None else ""
         record = None if type(self).record is Action.record else self.record
         release = self.host.release_locals
+        keep = framelocals.keep
         perf = _perf
         failed = self._failed
         exhausted = f"reached max_hits={limit}"
 
         def hit(frame: FrameType) -> bool:
-            # Read once per hit, handed back at its end: see framelocals.
+            # Read once per hit, handed back at its end (a kept locals() dict
+            # as it was before the read): see framelocals.
+            kept = keep(frame) if release is not None else None
             f_locals = frame.f_locals
             try:
                 if evaluate is not None:
@@ -258,7 +261,7 @@ class Action:
                 return True
             finally:
                 if release is not None:
-                    release(frame, f_locals)
+                    release(frame, f_locals, kept)
 
         if evaluate is None and record is None:
             # A bare counter: no frame, no clock; its cost is estimated per hit.
@@ -503,6 +506,8 @@ class DurationAction(Action):
         start = _perf()
         try:
             if self.condition is not None:
+                release = self.host.release_locals
+                kept = framelocals.keep(frame) if release is not None else None
                 f_locals = frame.f_locals
                 try:
                     held = self.condition.evaluate(f_locals, frame.f_globals)
@@ -512,8 +517,8 @@ class DurationAction(Action):
                     self._failed("condition", exc, frame.f_code, f_locals)
                     return
                 finally:
-                    if self.host.release_locals is not None:
-                        self.host.release_locals(frame, f_locals)
+                    if release is not None:
+                        release(frame, f_locals, kept)
             if len(self._open) >= MAX_OPEN_FRAMES:
                 self._open.clear()
             self._open[id(frame)] = start

@@ -17,7 +17,8 @@ costs about half a millisecond more.
 Big-int arithmetic is charged by operand size in 30-bit digits: schoolbook
 below CPython's Karatsuba cutoff (70 digits) and Karatsuba above it;
 division by (quotient digits x divisor digits); modular pow by exponent bits
-x modulus digits squared; conversion to decimal text quadratically. The
+x modulus digits squared; conversion to decimal text, or to a ``Decimal``,
+quadratically. The
 constants are upper bounds of what was measured, rounded up. Checking text
 for secret patterns is charged a step a character (``screen``).
 """
@@ -126,6 +127,13 @@ def int_to_text(bits: int) -> int:
     return _steps(1.5 * d * d)
 
 
+def int_to_decimal(bits: int) -> int:
+    """Steps of converting an int to a ``Decimal`` (by arithmetic or a comparison
+    with one): base 2**30 to base 10**19, quadratic, as fast as ``int_to_text``
+    (measured: 0.16 ms at 10k bits, 17 ms at 100k bits)."""
+    return int_to_text(bits)
+
+
 def text_to_int(chars: int) -> int:
     """Steps of parsing ``chars`` decimal digits into an int (quadratic in CPython)."""
     return _steps(0.007 * chars * chars + 5.0 * chars)
@@ -188,6 +196,7 @@ __all__ = [
     "divide",
     "hashed_bytes",
     "int_bytes",
+    "int_to_decimal",
     "int_to_text",
     "linear",
     "modular_power",

@@ -45,7 +45,7 @@ from runtime_agent.errors import (
 from runtime_agent.events import Outbox
 from runtime_agent.importhook import ImportWatcher
 from runtime_agent.redact import Redactor
-from runtime_agent.sandbox import Expression, Use, compile_expression
+from runtime_agent.sandbox import TOO_DEEP, Expression, Use, compile_expression
 from runtime_agent.state import ActionStatus
 from runtime_agent.template import Template
 
@@ -55,7 +55,6 @@ MAX_WATCH = 20
 TICK_SECONDS = 0.2
 OUTPUTS = ("events", "app", "both")
 BLOCKLIST_ENV = locate.BLOCKLIST_ENV
-_TOO_DEEP = "nested too deeply to compile; split it into simpler expressions"
 
 
 class _Site:
@@ -160,8 +159,8 @@ class Engine:
             raise AgentError(f"output must be one of {', '.join(OUTPUTS)}, not {output!r}")
         try:
             template = Template(message, self.redactor)
-        except RecursionError:  # the compiler recurses once per level of nesting
-            raise ExpressionError(f"a field of the log message is {_TOO_DEEP}") from None
+        except RecursionError:  # compile_expression says TOO_DEEP itself; kept as a last guard
+            raise ExpressionError(f"a field of the log message is {TOO_DEEP}") from None
         return self._place(
             LogAction,
             location,
@@ -375,8 +374,8 @@ class Engine:
             return compile_expression(source, redactor=self.redactor, use=use)
         except ExpressionError as exc:
             raise ExpressionError(f"{what} {source!r}: {exc}") from None
-        except RecursionError:  # the compiler recurses once per level of nesting
-            raise ExpressionError(f"{what} is {_TOO_DEEP}") from None
+        except RecursionError:  # compile_expression says TOO_DEEP itself; kept as a last guard
+            raise ExpressionError(f"{what} is {TOO_DEEP}") from None
 
     def _place(
         self,

@@ -50,9 +50,12 @@ or ``__str__`` can run:
   ``charge`` and ``produce`` raise ``BudgetExceeded`` before an operation
   would go over. Single results are also capped (``"a" * 10**9``,
   ``10 ** 10 ** 10``).
-* Decimal operations (comparisons with floats, set and dict displays and
-  lookups holding a Decimal) run under a copy of the thread's context, so
-  they never set the service's flags.
+* Native code of Decimal and Fraction runs through ``guarded``: under a copy
+  of the thread's decimal context (comparisons with floats, set and dict
+  displays and lookups holding a Decimal never set the service's flags),
+  charged for the ints it converts to Decimals (quadratic in their size),
+  and refused when a value whose class has an application metaclass is
+  among its operands (their numbers-ABC checks hash and compare that class).
 
 Deliberate limits: values of extension types (numpy arrays, Cython classes)
 count as application code; so do subclasses of ``Fraction``, ``UUID`` and
@@ -559,7 +562,7 @@ _WORK_TEXT: Final = f"about {WORK_BUDGET * cost.NS_PER_STEP / 1e6:g} ms of CPU"
 _MEMORY_TEXT: Final = f"{MEMORY_BUDGET >> 20} MiB"
 
 
-def charge(B: list[int], steps: int, where: str) -> None:
+def charge(B: cost.Budget, steps: int, where: str) -> None:
     """Take ``steps`` from the evaluation's work budget ``B[0]``, before the
     work is done; BudgetExceeded past it."""
     left = B[0] - steps
@@ -572,7 +575,7 @@ def charge(B: list[int], steps: int, where: str) -> None:
         )
 
 
-def produce(B: list[int], nbytes: int, where: str) -> None:
+def produce(B: cost.Budget, nbytes: int, where: str) -> None:
     """Take ``nbytes`` from the evaluation's memory budget ``B[2]``, before the
     result is built; BudgetExceeded past it."""
     left = B[2] - nbytes
@@ -591,7 +594,85 @@ def too_big(where: str, what: str) -> NoReturn:
 
 # -- deep checks ---------------------------------------------------------------
 
-F_DECIMAL: Final = 1  # a Decimal is involved: run under a private copy of the context
+# What ``check_value``, ``check_deep`` and the checks built on them report
+# about the values an operation will hand to native code; ``guarded`` runs it.
+F_DECIMAL: Final = 1  # a Decimal: run under a private copy of the context
+F_FRACTION: Final = 2  # a Fraction: its Python operators test the other operand against ABCs
+F_META: Final = 4  # a value whose class has a metaclass of application code
+#: Decimal's comparisons and Fraction's operators ask ``isinstance(other,
+#: numbers.Rational)`` of the other operand (and read ``other.numerator``):
+#: an ABC check that hashes and compares the operand's class in the ABC's
+#: caches, through its metaclass's ``__hash__`` and ``__eq__``.
+_CALLS_BACK: Final = F_DECIMAL | F_FRACTION
+#: Metaclasses whose class hashing and equality are type's own.
+_TRUSTED_META: Final = frozenset(map(id, (type, abc.ABCMeta, enum.EnumMeta)))
+
+
+def guarded(
+    flags: int, B: cost.Budget | None, where: str, fn: Callable[..., Any], /, *args: Any, **kw: Any
+) -> Any:
+    """``fn(*args, **kw)``: native code of trusted types over checked values,
+    run so that it neither calls application code nor changes the host.
+
+    ``flags`` are those the checks of the values gave. A Decimal or Fraction
+    meeting a value whose class has an application metaclass is refused
+    (NotEvaluated): their native code would call that metaclass's hooks. A
+    Decimal operation runs under a copy of the thread's decimal context, so
+    the host's flags (``Inexact``, ``FloatOperation``...) stay as they were,
+    and is first charged to ``B`` for the ints among ``args`` (and inside
+    them) that it may convert to Decimals (``B`` None: ``args`` hold none).
+    Callers test ``flags`` first: with none, they call ``fn`` themselves.
+    """
+    if flags & _CALLS_BACK and flags & F_META:
+        raise NotEvaluated(
+            f"{where}: not evaluated, a Decimal or Fraction operation would run the hooks of "
+            "a class whose metaclass is application code (the numbers ABC check hashes and "
+            "compares it); compare plain numbers"
+        )
+    if flags & F_DECIMAL:
+        if B is not None:
+            _charge_conversions(args, B, where, flags)
+        with decimal.localcontext():
+            return fn(*args, **kw)
+    return fn(*args, **kw)
+
+
+def _charge_conversions(values: Iterable[Any], B: cost.Budget, where: str, flags: int) -> None:
+    """Charge what a Decimal operation (``flags`` has F_DECIMAL) over ``values``
+    may spend converting exact numbers: every int of more than 64 bits, and
+    both parts of every Fraction, among them and in their builtin containers,
+    to a Decimal, quadratic in its size. The containers' elements were
+    charged by the checks that gave ``flags``; walking them again is not."""
+    if not flags & F_DECIMAL:
+        return
+    stack = list(values)
+    seen: set[int] = set()
+    while stack:
+        v = stack.pop()
+        tp = type(v)
+        if tp is str or tp is float or tp is decimal.Decimal or v is None:
+            continue
+        base = int if tp is int else type_info(tp)[1]
+        if base in _INT_BASES:
+            bits = _bits(v)
+            if bits > 64:
+                charge(B, cost.int_to_decimal(bits), where)
+                produce(B, cost.int_bytes(bits), where)
+        elif base is fractions.Fraction:
+            stack.append(v.numerator)
+            stack.append(v.denominator)
+        elif type_info(tp)[0] in _CONTAINER_KINDS:
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            if type_info(tp)[0] == K_MAP:
+                stack.extend(_DKEYS(v))
+                stack.extend(_DVALUES(v))
+            elif id(tp) in _ITEMS_VIEWS:
+                for pair in v:
+                    stack.extend(pair)
+            else:
+                stack.extend(_iter_stored(v, base))
 
 
 def _check_tz(v: Any, base: type, where: str) -> None:
@@ -612,7 +693,13 @@ def check_value(v: Any, need: int, where: str) -> tuple[Info, int]:
     kind = info[0]
     if kind == K_TZ:
         _check_tz(v, info[1], where)
-    return info, F_DECIMAL if kind == K_DECIMAL else 0
+    meta = type(tp)
+    flags = 0 if meta is type or id(meta) in _TRUSTED_META else F_META
+    if kind == K_DECIMAL:
+        return info, flags | F_DECIMAL
+    if info[1] is fractions.Fraction:
+        return info, flags | F_FRACTION
+    return info, flags
 
 
 def _simple(items: Iterable[Any]) -> bool:
@@ -629,10 +716,10 @@ def _simple(items: Iterable[Any]) -> bool:
 _VISIT_STEPS: Final = 8
 
 
-def check_deep(x: Any, need: int, B: list[int], where: str) -> int:
+def check_deep(x: Any, need: int, B: cost.Budget, where: str) -> int:
     """Raise NotEvaluated unless ``x`` and everything reachable from it through
     builtin containers take the ``need`` behaviours from trusted code. Charges
-    one step per element; returns F_DECIMAL if a Decimal was seen.
+    one step per element; returns the F_ flags of what it saw (for ``guarded``).
     """
     if id(type(x)) in SIMPLE_IDS:
         return 0
@@ -650,6 +737,9 @@ def check_deep(x: Any, need: int, B: list[int], where: str) -> int:
         info = type_info(tp)
         if info[2] & need:
             refuse(tp, info, info[2] & need, where, v)
+        meta = type(tp)
+        if meta is not type and id(meta) not in _TRUSTED_META:
+            flags |= F_META
         kind = info[0]
         if kind in _CONTAINER_KINDS:
             # Containers are walked once: shared and self-referencing ones too.
@@ -680,6 +770,8 @@ def check_deep(x: Any, need: int, B: list[int], where: str) -> int:
             _check_tz(v, info[1], where)
         elif kind == K_DECIMAL:
             flags |= F_DECIMAL
+        elif info[1] is fractions.Fraction:
+            flags |= F_FRACTION
         elif info[1] is slice:
             # Slices compare and hash (3.12+) through their parts.
             push(v.start)
@@ -693,7 +785,7 @@ def _keyed(kind: int, tp: type, base: type) -> bool:
     return kind in (K_MAP, K_VIEW) or (kind == K_SEQ and tp is not base)
 
 
-def check_keys(d: Any, B: list[int], where: str) -> int:
+def check_keys(d: Any, B: cost.Budget, where: str) -> int:
     """Check the keys of a dict for a lookup: stored keys of the same hash are
     compared with ``==``, which must not reach application code."""
     keys = _DKEYS(d)
@@ -721,7 +813,9 @@ _ESCAPE_RATE: Final = 4
 _ESCAPE_WIDTH: Final = 10
 
 
-def _quoted_size(v: Any, tp: type, B: list[int], where: str, escape_all: bool) -> tuple[int, bool]:
+def _quoted_size(
+    v: Any, tp: type, B: cost.Budget, where: str, escape_all: bool
+) -> tuple[int, bool]:
     """Characters of repr() (or ascii(), ``escape_all``) of a str or bytes, and
     whether the text may be wide; charges the escaping of non-ASCII text."""
     n = length(v, tp)
@@ -739,7 +833,7 @@ def _quoted_size(v: Any, tp: type, B: list[int], where: str, escape_all: bool) -
     return _ESCAPE_WIDTH * n + 2, not escape_all
 
 
-def check_display(x: Any, B: list[int], where: str, conversion: int = -1, extra: int = 0) -> int:
+def check_display(x: Any, B: cost.Budget, where: str, conversion: int = -1, extra: int = 0) -> int:
     """Check that str()/repr()/ascii()/format() of ``x`` runs trusted code only,
     then charge the work and the size of the text (plus ``extra`` characters
     of padding from a format spec) to ``B``; returns F_DECIMAL if a Decimal is
@@ -1227,7 +1321,7 @@ def truth(v: Any, where: str) -> bool:
 
 
 def compare(
-    opf: Callable[[Any, Any], Any], need: int, a: Any, b: Any, B: list[int], where: str
+    opf: Callable[[Any, Any], Any], need: int, a: Any, b: Any, B: cost.Budget, where: str
 ) -> Any:
     """``opf(a, b)`` for ==, !=, <, <=, >, >=. Elements are checked only when
     both sides are containers (or slices, which compare their parts):
@@ -1243,12 +1337,13 @@ def compare(
     ):
         flags |= check_deep(a, need, B, where) | check_deep(b, need, B, where)
     if flags:
-        with decimal.localcontext():
-            return opf(a, b)
+        if flags & F_FRACTION and need & ORDER:
+            _fraction_order_cost(a, b, ia[1], ib[1], B, where)
+        return guarded(flags, B, where, opf, a, b)
     return opf(a, b)
 
 
-def contains(x: Any, c: Any, B: list[int], where: str) -> bool:
+def contains(x: Any, c: Any, B: cost.Budget, where: str) -> bool:
     """``x in c`` without calling application ``__contains__``/``__eq__``/``__hash__``."""
     tc = type(c)
     info = type_info(tc)
@@ -1276,12 +1371,14 @@ def contains(x: Any, c: Any, B: list[int], where: str) -> bool:
             f"{where}: `in` needs a builtin container, str, bytes or range, not {an(tc)}"
         )
     if flags:
-        with decimal.localcontext():
-            return x in c
+        if kind == K_MAP:  # a lookup converts the key, not the mapping's values
+            _charge_conversions((x,), B, where, flags)
+            return guarded(flags, None, where, operator.contains, c, x)
+        return guarded(flags, B, where, operator.contains, c, x)
     return x in c
 
 
-def _charge_len(B: list[int], c: Any, where: str) -> int:
+def _charge_len(B: cost.Budget, c: Any, where: str) -> int:
     try:
         n = len(c)
     except OverflowError:
@@ -1313,7 +1410,7 @@ def _int_guard(bits: int, where: str) -> None:
         too_big(where, f"the result would have about {bits} bits (limit {MAX_INT_BITS})")
 
 
-def _size_guard(op: str, a: Any, b: Any, ia: Info, ib: Info, B: list[int], where: str) -> None:
+def _size_guard(op: str, a: Any, b: Any, ia: Info, ib: Info, B: cost.Budget, where: str) -> None:
     """Check and charge ``a <op> b`` by the sizes of its operands, before it runs."""
     ba, bb = ia[1], ib[1]
     if ba in _INT_BASES and bb in _INT_BASES:
@@ -1337,7 +1434,7 @@ def _size_guard(op: str, a: Any, b: Any, ia: Info, ib: Info, B: list[int], where
         produce(B, cost.hashed_bytes(n), where)
 
 
-def _int_cost(op: str, a: Any, b: Any, B: list[int], where: str) -> None:
+def _int_cost(op: str, a: Any, b: Any, B: cost.Budget, where: str) -> None:
     """Charge int arithmetic by operand bits: the work, and the bytes of the result."""
     xa, xb = _bits(a), _bits(b)
     out = max(xa, xb) + 1
@@ -1369,7 +1466,9 @@ def _int_cost(op: str, a: Any, b: Any, B: list[int], where: str) -> None:
     produce(B, cost.int_bytes(out), where)
 
 
-def _repeat_cost(seq: Any, base: type, n: int, B: list[int], where: str, other: Any = None) -> None:
+def _repeat_cost(
+    seq: Any, base: type, n: int, B: cost.Budget, where: str, other: Any = None
+) -> None:
     """Check and charge a str, bytes or sequence of ``n`` elements built from
     ``seq`` (and ``other``, for a concatenation)."""
     if n > _SEQ_LIMITS[base]:
@@ -1383,6 +1482,24 @@ def _repeat_cost(seq: Any, base: type, n: int, B: list[int], where: str, other: 
         produce(B, cost.sequence_bytes(n), where)
 
 
+def _exact_bits(v: Any, base: type) -> int:
+    """Bits of an int, or of the larger part of a Fraction; 0 for other values."""
+    if base in _INT_BASES:
+        return _bits(v)
+    if base is fractions.Fraction:
+        return max(_bits(v.numerator), _bits(v.denominator))
+    return 0
+
+
+def _fraction_order_cost(a: Any, b: Any, ba: type, bb: type, B: cost.Budget, where: str) -> None:
+    """Charge ordering a Fraction and an exact number: by cross products
+    (``a.numerator * b.denominator``...), whose sizes are the operands'."""
+    xa, xb = _exact_bits(a, ba), _exact_bits(b, bb)
+    if xa > 64 and xb > 64:
+        charge(B, 2 * cost.multiply(xa, xb), where)
+        produce(B, 2 * cost.int_bytes(xa + xb), where)
+
+
 def _fraction_bits(v: Any) -> int:
     if type(v) is fractions.Fraction:
         return max(_bits(v.numerator), _bits(v.denominator))
@@ -1391,7 +1508,7 @@ def _fraction_bits(v: Any) -> int:
     return 64
 
 
-def _fraction_cost(op: str, a: Any, b: Any, B: list[int], where: str) -> None:
+def _fraction_cost(op: str, a: Any, b: Any, B: cost.Budget, where: str) -> None:
     """Fraction arithmetic multiplies and reduces (gcd) numerators and denominators."""
     xa, xb = _fraction_bits(a), _fraction_bits(b)
     if op == "*":
@@ -1401,7 +1518,7 @@ def _fraction_cost(op: str, a: Any, b: Any, B: list[int], where: str) -> None:
     produce(B, 2 * cost.int_bytes(xa + xb), where)
 
 
-def _pow_guard(a: Any, b: Any, ia: Info, ib: Info, B: list[int], where: str) -> None:
+def _pow_guard(a: Any, b: Any, ia: Info, ib: Info, B: cost.Budget, where: str) -> None:
     ba, bb = ia[1], ib[1]
     exponent: int | None = None
     if bb in _INT_BASES:
@@ -1437,7 +1554,7 @@ ARITH_OPS: dict[str, Callable[[Any, Any], Any]] = {
 _SET_OPS: Final = frozenset({"|", "&", "^", "-"})
 
 
-def arithmetic(op: str, a: Any, b: Any, B: list[int], where: str) -> Any:
+def arithmetic(op: str, a: Any, b: Any, B: cost.Budget, where: str) -> Any:
     """``a <op> b`` for operands whose arithmetic is trusted, sizes checked first."""
     ia, fa = check_value(a, ARITH | CONVERT, where)
     ib, fb = check_value(b, ARITH | CONVERT, where)
@@ -1454,8 +1571,7 @@ def arithmetic(op: str, a: Any, b: Any, B: list[int], where: str) -> Any:
         charge(B, (length(a, ia[1]) + length(b, ib[1])) // 64, where)
     opf = ARITH_OPS[op]
     if flags:
-        with decimal.localcontext():
-            return opf(a, b)
+        return guarded(flags, B, where, opf, a, b)
     return opf(a, b)
 
 
@@ -1466,12 +1582,11 @@ def unary(op: str, v: Any, where: str) -> Any:
         return -int(v) - 1  # ~True warns on 3.12+ (a warning hook is application code)
     fn = operator.neg if op == "-" else operator.pos if op == "+" else operator.invert
     if flags:
-        with decimal.localcontext():
-            return fn(v)
+        return guarded(flags, None, where, fn, v)
     return fn(v)
 
 
-def subscript(c: Any, k: Any, B: list[int], where: str) -> Any:
+def subscript(c: Any, k: Any, B: cost.Budget, where: str) -> Any:
     """``c[k]`` for builtin sequences and mappings (never a ``__missing__`` factory)."""
     tc = type(c)
     info = type_info(tc)
@@ -1481,8 +1596,8 @@ def subscript(c: Any, k: Any, B: list[int], where: str) -> Any:
     if kind == K_MAP:
         flags = check_deep(k, EQ, B, where) | check_keys(c, B, where)
         if flags:
-            with decimal.localcontext():
-                v = _DGET(c, k, _MISSING)
+            _charge_conversions((k,), B, where, flags)  # the key: a lookup reads no values
+            v = guarded(flags, None, where, _DGET, c, k, _MISSING)
         else:
             v = _DGET(c, k, _MISSING)
         if v is _MISSING:
@@ -1602,7 +1717,7 @@ def check_spec(spec: Any, where: str) -> int:
     return padding + number
 
 
-def format_value(v: Any, conversion: int, spec: str, B: list[int], where: str) -> str:
+def format_value(v: Any, conversion: int, spec: str, B: cost.Budget, where: str) -> str:
     """An f-string field: ``format(v, spec)`` after an optional !s/!r/!a conversion."""
     tp = type(v)
     if tp is str and not spec and conversion < 0:
@@ -1616,14 +1731,13 @@ def format_value(v: Any, conversion: int, spec: str, B: list[int], where: str) -
     elif conversion == ord("a"):
         v = ascii(v)
     if flags:
-        with decimal.localcontext():
-            return format(v, spec)
+        return guarded(flags, None, where, format, v, spec)
     return format(v, spec)
 
 
 # -- builtin functions ---------------------------------------------------------
 
-Builtin = Callable[[tuple[Any, ...], dict[str, Any], list[int], str], Any]
+Builtin = Callable[[tuple[Any, ...], dict[str, Any], cost.Budget, str], Any]
 
 
 #: Characters of a str iterated per step, and the bytes of a character object.
@@ -1631,7 +1745,7 @@ _CHAR_ELEMENT_RATE: Final = 4
 _CHAR_OBJECT_BYTES: Final = 64
 
 
-def _iterable(v: Any, need: int, B: list[int], where: str, fn: str) -> int:
+def _iterable(v: Any, need: int, B: cost.Budget, where: str, fn: str) -> int:
     """Check a value iterated by a builtin: a builtin container, str, bytes or
     range; its elements checked for ``need`` and the iteration charged."""
     tp = type(v)
@@ -1666,7 +1780,7 @@ def _iterable(v: Any, need: int, B: list[int], where: str, fn: str) -> int:
     )
 
 
-def _len(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
+def _len(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> int:
     (v,) = args
     tp = type(v)
     info = type_info(tp)
@@ -1684,7 +1798,7 @@ def _len(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
 
 
 def _text(conv: Callable[[Any], str]) -> Builtin:
-    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> str:
+    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> str:
         if not args:
             return ""
         v = args[0]
@@ -1693,9 +1807,9 @@ def _text(conv: Callable[[Any], str]) -> Builtin:
         if conv is str and type(v) is str:
             return v  # str() of a str is that str: nothing is built
         conversion = -1 if conv is str else ord("r") if conv is repr else ord("a")
-        if check_display(v, B, where, conversion):
-            with decimal.localcontext():
-                return conv(v)
+        flags = check_display(v, B, where, conversion)
+        if flags:
+            return guarded(flags, None, where, conv, v)
         return conv(v)
 
     return impl
@@ -1728,7 +1842,7 @@ def _codec_args(args: tuple[Any, ...], kw: dict[str, Any], where: str) -> tuple[
     return encoding, errors
 
 
-def _decode(v: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> str:
+def _decode(v: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> str:
     if type(v) is not bytes and type(v) is not bytearray:
         raise EvaluationFailure(f"{where}: str() with an encoding needs bytes")
     encoding, errors = _codec_args(args, kw, where)
@@ -1736,7 +1850,7 @@ def _decode(v: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], whe
     return str(v, encoding, errors)
 
 
-def _int(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
+def _int(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> int:
     if not args:
         return 0
     v = args[0]
@@ -1752,10 +1866,9 @@ def _int(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
     if base is not None:
         raise EvaluationFailure(f"{where}: int() can't convert non-string with explicit base")
     if b is decimal.Decimal:
-        with decimal.localcontext():
-            if v.is_finite() and v.adjusted() > MAX_INT_TEXT_BITS // 3:
-                too_big(where, "the Decimal is too large to convert to an int")
-            return int(v)
+        if v.is_finite() and v.adjusted() > MAX_INT_TEXT_BITS // 3:
+            too_big(where, "the Decimal is too large to convert to an int")
+        return guarded(F_DECIMAL, None, where, int, v)
     if b is fractions.Fraction:
         _fraction_cost("//", v, 1, B, where)
     if b in _INT_BASES or b is float or b is fractions.Fraction:
@@ -1763,7 +1876,7 @@ def _int(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
     raise EvaluationFailure(f"{where}: int() of {an(type(v))} is not supported")
 
 
-def _float(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> float:
+def _float(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> float:
     if not args:
         return 0.0
     (v,) = args
@@ -1773,12 +1886,11 @@ def _float(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) 
     if b in _TEXT_BASES or b in _INT_BASES or b is float or b is fractions.Fraction:
         return float(v)
     if b is decimal.Decimal:
-        with decimal.localcontext():
-            return float(v)
+        return guarded(F_DECIMAL, None, where, float, v)
     raise EvaluationFailure(f"{where}: float() of {an(type(v))} is not supported")
 
 
-def _bool(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
+def _bool(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> bool:
     return truth(args[0], where) if args else False
 
 
@@ -1792,15 +1904,15 @@ def _number(v: Any, where: str, fn: str, extra: tuple[type, ...] = ()) -> int:
     return flags
 
 
-def _abs(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+def _abs(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> Any:
     (v,) = args
-    if _number(v, where, "abs", (_dt.timedelta,)):
-        with decimal.localcontext():
-            return abs(v)
+    flags = _number(v, where, "abs", (_dt.timedelta,))
+    if flags:
+        return guarded(flags, B, where, abs, v)
     return abs(v)
 
 
-def _round(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+def _round(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> Any:
     v = args[0]
     nd = kw.get("ndigits", args[1] if len(args) > 1 else None)
     flags = _number(v, where, "round")
@@ -1810,8 +1922,7 @@ def _round(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) 
         if type(v) is float and not math.isfinite(v):
             raise EvaluationFailure(f"{where}: cannot round {v!r} to an int")
         if flags:
-            with decimal.localcontext():
-                return round(v)
+            return guarded(flags, B, where, round, v)
         return round(v)
     n = _index(nd, where)
     if abs(n) > MAX_NDIGITS:
@@ -1821,12 +1932,11 @@ def _round(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) 
         charge(B, cost.power(ten, -n) + cost.divide(_bits(v), ten), where)
         produce(B, 2 * cost.int_bytes(max(_bits(v), ten)), where)
     if flags:
-        with decimal.localcontext():
-            return round(v, n)
+        return guarded(flags, B, where, round, v, n)
     return round(v, n)
 
 
-def _elements(args: tuple[Any, ...], need: int, B: list[int], where: str, fn: str) -> Any:
+def _elements(args: tuple[Any, ...], need: int, B: cost.Budget, where: str, fn: str) -> Any:
     if len(args) == 1:
         it = args[0]
         flags = _iterable(it, need, B, where, fn)
@@ -1838,13 +1948,12 @@ def _elements(args: tuple[Any, ...], need: int, B: list[int], where: str, fn: st
 
 
 def _minmax(fn: Callable[..., Any], label: str) -> Builtin:
-    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> Any:
         it, flags = _elements(args, EQ | ORDER, B, where, label)
         if "default" in kw and len(args) > 1:
             raise EvaluationFailure(f"{where}: {label}() takes default= with one iterable only")
         if flags:
-            with decimal.localcontext():
-                return fn(it, **kw)
+            return guarded(flags, B, where, fn, it, **kw)
         return fn(it, **kw)
 
     return impl
@@ -1853,7 +1962,7 @@ def _minmax(fn: Callable[..., Any], label: str) -> Builtin:
 _SUMMABLE: Final = (decimal.Decimal, fractions.Fraction, _dt.timedelta)
 
 
-def _sum(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+def _sum(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> Any:
     it = args[0]
     start = kw.get("start", args[1] if len(args) > 1 else 0)
     flags = _iterable(it, 0, B, where, "sum")
@@ -1863,8 +1972,7 @@ def _sum(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
         for e in _iter_stored(it, base):
             flags |= _number(e, where, "sum", _SUMMABLE)
     if flags:
-        with decimal.localcontext():
-            return sum(it, start)
+        return guarded(flags, B, where, sum, it, start)
     return sum(it, start)
 
 
@@ -1876,7 +1984,7 @@ def _numbers(items: Iterable[Any]) -> bool:
     return True
 
 
-def _sorted(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> list[Any]:
+def _sorted(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> list[Any]:
     (it,) = args
     flags = _iterable(it, EQ | ORDER, B, where, "sorted")
     reverse = kw.get("reverse", False)
@@ -1885,8 +1993,7 @@ def _sorted(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str)
     charge(B, _size(it), where)  # the sort itself
     produce(B, cost.sequence_bytes(_size(it)), where)
     if flags:
-        with decimal.localcontext():
-            return sorted(it, reverse=reverse)
+        return guarded(flags, B, where, sorted, it, reverse=reverse)
     return sorted(it, reverse=reverse)
 
 
@@ -1898,7 +2005,7 @@ def _size(it: Any) -> int:
 
 
 def _truths(fn: Callable[[Any], bool], label: str) -> Builtin:
-    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
+    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> bool:
         (it,) = args
         _iterable(it, 0, B, where, label)
         info = type_info(type(it))
@@ -1962,7 +2069,7 @@ def _abc_table() -> dict[tuple[int, int], bool]:
 _ABCS: Final = _abc_table()
 
 
-def _isinstance(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
+def _isinstance(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> bool:
     v, classinfo = args
     opaque(v, where)
     tp = type(v)
@@ -1987,12 +2094,12 @@ def _isinstance(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: 
     return False
 
 
-def _type(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> type:
+def _type(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> type:
     opaque(args[0], where)
     return type(args[0])
 
 
-def _hasattr(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
+def _hasattr(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> bool:
     o, name = args
     opaque(o, where)
     if type(name) is not str:
@@ -2008,7 +2115,7 @@ def _hasattr(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str
     return True  # a value or a method: getattr() would succeed
 
 
-def _divmod(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+def _divmod(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> Any:
     a, b = args
     flags = _number(a, where, "divmod", (_dt.timedelta,)) | _number(
         b, where, "divmod", (_dt.timedelta,)
@@ -2017,12 +2124,11 @@ def _divmod(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str)
         _int_cost("//", a, b, B, where)
         produce(B, cost.int_bytes(_bits(b)), where)  # the remainder
     if flags:
-        with decimal.localcontext():
-            return divmod(a, b)
+        return guarded(flags, B, where, divmod, a, b)
     return divmod(a, b)
 
 
-def _pow(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+def _pow(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> Any:
     if len(args) == 2:
         return arithmetic("**", args[0], args[1], B, where)
     a, b, m = (_index(x, where) for x in args)
@@ -2034,7 +2140,7 @@ def _pow(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
 
 
 def _radix(fn: Callable[[int], str]) -> Builtin:
-    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> str:
+    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> str:
         n = _index(args[0], where)
         bits = _bits(n)
         _int_guard(bits, where)
@@ -2045,11 +2151,11 @@ def _radix(fn: Callable[[int], str]) -> Builtin:
     return impl
 
 
-def _chr(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> str:
+def _chr(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> str:
     return chr(_index(args[0], where))
 
 
-def _ord(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
+def _ord(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> int:
     (c,) = args
     if type(c) is not str and type(c) is not bytes and type(c) is not bytearray:
         opaque(c, where)
@@ -2060,7 +2166,7 @@ def _ord(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) ->
 def _collection(fn: Callable[..., Any], need: int) -> Builtin:
     label = fn.__name__
 
-    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> Any:
         if not args:
             return fn()
         (it,) = args
@@ -2070,29 +2176,28 @@ def _collection(fn: Callable[..., Any], need: int) -> Builtin:
         n = _size(it)
         produce(B, cost.hashed_bytes(n) if need else cost.sequence_bytes(n), where)
         if flags:
-            with decimal.localcontext():
-                return fn(it)
+            return guarded(flags, B, where, fn, it)
         return fn(it)
 
     return impl
 
 
-def _range(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> range:
+def _range(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> range:
     return range(*(_index(a, where) for a in args))
 
 
-def _callable(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> bool:
+def _callable(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> bool:
     opaque(args[0], where)
     return callable(args[0])  # reads the type's call slot only
 
 
-def _hash(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
+def _hash(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> int:
     (v,) = args
     check_deep(v, EQ, B, where)
     return hash(v)
 
 
-def _id(args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> int:
+def _id(args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str) -> int:
     opaque(args[0], where)
     return id(args[0])
 
@@ -2158,7 +2263,7 @@ BUILTIN_VALUES.update({tname(e): e for e in _EXCEPTIONS})
 
 # -- methods of builtin types ---------------------------------------------------
 
-Method = Callable[[Any, tuple[Any, ...], dict[str, Any], list[int], str], Any]
+Method = Callable[[Any, tuple[Any, ...], dict[str, Any], cost.Budget, str], Any]
 
 
 def _check_args(args: tuple[Any, ...], kw: dict[str, Any], where: str, label: str) -> None:
@@ -2179,7 +2284,9 @@ def _plain_method(owner: type, name: str) -> Method:
     fn = static_lookup(owner, name)
     label = f"{tname(owner)}.{name}"
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         if args or kw:
             _check_args(args, kw, where, label)
         return fn(recv, *args, **kw)
@@ -2208,7 +2315,9 @@ def _text_method(owner: type, name: str) -> Method:
     fn = static_lookup(owner, name)
     label = f"{tname(owner)}.{name}"
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         if args or kw:
             _check_args(args, kw, where, label)
         n = length(recv, owner)
@@ -2243,7 +2352,9 @@ def _split_method(owner: type, name: str) -> Method:
     label = f"{tname(owner)}.{name}"
     is_str = owner is str
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         if args or kw:
             _check_args(args, kw, where, label)
         n = length(recv, owner)
@@ -2283,7 +2394,7 @@ def _split_method(owner: type, name: str) -> Method:
     return impl
 
 
-def _charge_parts(parts: int, chars: int, wide: bool, B: list[int], where: str) -> None:
+def _charge_parts(parts: int, chars: int, wide: bool, B: cost.Budget, where: str) -> None:
     """Charge a split of ``chars`` characters into ``parts`` strings."""
     charge(B, parts, where)
     produce(B, cost.parts_bytes(parts, chars, wide), where)
@@ -2295,7 +2406,9 @@ def _sized_text_method(owner: type, name: str) -> Method:
     count = static_lookup(owner, "count")
     label = f"{tname(owner)}.{name}"
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         _check_args(args, kw, where, label)
         n = length(recv, owner)
         steps = 0
@@ -2331,7 +2444,9 @@ def _sized_text_method(owner: type, name: str) -> Method:
 def _join_method(owner: type) -> Method:
     join = static_lookup(owner, "join")
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         if len(args) != 1 or kw:
             raise EvaluationFailure(f"{where}: join() takes one iterable")
         (it,) = args
@@ -2374,7 +2489,7 @@ def _text_result_bytes(owner: type, chars: int, wide: bool) -> int:
     return cost.bytes_bytes(chars)
 
 
-def _codec_cost(value: Any, owner: type, B: list[int], where: str) -> None:
+def _codec_cost(value: Any, owner: type, B: cost.Budget, where: str) -> None:
     """Charge str.encode (up to 4 bytes a character, utf-32) or bytes.decode."""
     n = length(value, bytearray if inherits(type(value), bytearray) else owner)
     if n > 4 * MAX_TEXT:
@@ -2390,7 +2505,9 @@ def _codec_cost(value: Any, owner: type, B: list[int], where: str) -> None:
 def _codec_method(owner: type, name: str) -> Method:
     fn = static_lookup(owner, name)
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         encoding, errors = _codec_args(args, kw, where)
         _codec_cost(recv, owner, B, where)
         return fn(recv, encoding, errors)
@@ -2402,7 +2519,9 @@ def _search_method(owner: type, name: str) -> Method:
     """list/tuple/deque index and count: elements are compared with ``==``."""
     fn = static_lookup(owner, name)
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         if not args or kw:
             raise EvaluationFailure(f"{where}: {name}() takes a value (and start, stop)")
         for extra in args[1:]:
@@ -2410,23 +2529,22 @@ def _search_method(owner: type, name: str) -> Method:
         flags = check_deep(args[0], EQ, B, where) | check_deep(recv, EQ, B, where)
         charge(B, length(recv, owner), where)
         if flags:
-            with decimal.localcontext():
-                return fn(recv, *args)
+            return guarded(flags, B, where, fn, recv, *args)
         return fn(recv, *args)
 
     return impl
 
 
 def _dict_get(
-    recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str
+    recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
 ) -> Any:
     if not 1 <= len(args) <= 2 or kw:
         raise EvaluationFailure(f"{where}: get() takes a key and an optional default")
     key = args[0]
     flags = check_deep(key, EQ, B, where) | check_keys(recv, B, where)
     if flags:
-        with decimal.localcontext():
-            return _DGET(recv, *args)
+        _charge_conversions(args[:1], B, where, flags)  # the key: a lookup reads no values
+        return guarded(flags, None, where, _DGET, recv, *args)
     return _DGET(recv, *args)
 
 
@@ -2434,7 +2552,9 @@ def _dict_view(name: str) -> Method:
     fn = _TYPE_DICT(dict)[name]
     reads_values = name != "keys"
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         if args or kw:
             raise EvaluationFailure(f"{where}: {name}() takes no arguments")
         secrecy = B[1]
@@ -2449,7 +2569,9 @@ def _dict_view(name: str) -> Method:
 def _set_method(owner: type, name: str) -> Method:
     fn = static_lookup(owner, name)
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         if kw or len(args) > 16:
             raise EvaluationFailure(f"{where}: {name}() takes containers only")
         flags = check_deep(recv, EQ, B, where)
@@ -2458,8 +2580,7 @@ def _set_method(owner: type, name: str) -> Method:
         if not name.startswith("is"):
             produce(B, cost.hashed_bytes(_size(recv) + sum(_size(o) for o in args)), where)
         if flags:
-            with decimal.localcontext():
-                return fn(recv, *args)
+            return guarded(flags, B, where, fn, recv, *args)
         return fn(recv, *args)
 
     return impl
@@ -2470,7 +2591,9 @@ def _tz_method(owner: type, name: str) -> Method:
     checked by the caller); strftime formats cannot ask for huge widths."""
     plain = _plain_method(owner, name)
 
-    def impl(recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str) -> Any:
+    def impl(
+        recv: Any, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
+    ) -> Any:
         if name == "strftime" and args and type(args[0]) is str:
             fmt = args[0]
             if len(fmt) > 256 or any(
@@ -2580,7 +2703,7 @@ METHOD_NAMES: Final = frozenset(name for names in METHODS.values() for name in n
 
 
 def call_method(
-    recv: Any, name: str, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str
+    recv: Any, name: str, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
 ) -> Any:
     """``recv.name(*args, **kw)`` for the allowed methods of builtin types."""
     tp = type(recv)
@@ -2597,13 +2720,12 @@ def call_method(
     if kind == K_TZ:
         _check_tz(recv, base, where)
     if kind == K_DECIMAL:
-        with decimal.localcontext():
-            return impl(recv, args, kw, B, where)
+        return guarded(F_DECIMAL, None, where, impl, recv, args, kw, B, where)
     return impl(recv, args, kw, B, where)
 
 
 def _unbound_call(
-    cls: Any, name: str, args: tuple[Any, ...], kw: dict[str, Any], B: list[int], where: str
+    cls: Any, name: str, args: tuple[Any, ...], kw: dict[str, Any], B: cost.Budget, where: str
 ) -> Any:
     """``str.upper(s)``: an allowed method of a builtin type called through the
     class, on the value passed first; as Python does, it needs one."""

@@ -34,7 +34,6 @@ instance ``__dict__``, a local name) are handled inline in the closures with
 from __future__ import annotations
 
 import ast
-import decimal
 import operator
 import warnings
 from collections.abc import Callable, Mapping
@@ -72,7 +71,7 @@ MAX_DEPTH: Final = 32
 
 Scope = Mapping[str, Any]
 #: A compiled node: (locals, globals, evaluation state) -> value.
-Fn = Callable[[Scope, Scope, list[Any]], Any]
+Fn = Callable[[Scope, Scope, cost.Budget], Any]
 #: What the expression's result is for, which decides what a secret result
 #: becomes: ``"value"`` (log fields, watches) the ``Redacted`` marker,
 #: ``"condition"`` its truth, ``"metric"`` a ``RedactedRead`` failure.
@@ -150,6 +149,10 @@ class Expression:
         return f"Expression({self.source!r})"
 
 
+#: Why an expression nested past the compiler's stack is rejected.
+TOO_DEEP: Final = "nested too deeply to compile; split it into simpler expressions"
+
+
 def compile_expression(
     source: str, *, redactor: Redactor | None = None, use: Use = "value"
 ) -> Expression:
@@ -159,7 +162,8 @@ def compile_expression(
     rules when None); ``use`` what a secret result becomes.
 
     Raises ``ExpressionError`` with a one-line message naming the rejected
-    part (by column and snippet) and what is allowed instead.
+    part (by column and snippet) and what is allowed instead; for an
+    expression nested deeper than the compiler's stack too (``TOO_DEEP``).
     """
     if type(source) is not str:
         raise ExpressionError(f"expression rejected: a str is needed, not {type(source).__name__}")
@@ -170,7 +174,10 @@ def compile_expression(
     if use not in _FINISH:
         raise ExpressionError(f"use must be one of {', '.join(_FINISH)}, not {use!r}")
     rule = _DEFAULT_SECRECY if redactor is None else Secrecy(redactor)
-    return _Compiler(source, rule, use).build()
+    try:
+        return _Compiler(source, rule, use).build()
+    except RecursionError:  # parsing, folding and compiling recurse once per level
+        raise ExpressionError(f"expression rejected: {TOO_DEEP}") from None
 
 
 class _Fold(ast.NodeTransformer):
@@ -278,7 +285,7 @@ def _entry(
     work = cost.WORK_BUDGET - steps
     room = cost.MEMORY_BUDGET - memory
 
-    def evaluate(local_vars: Scope, global_vars: Scope, budget: list[Any] | None = None) -> Any:
+    def evaluate(local_vars: Scope, global_vars: Scope, budget: cost.Budget | None = None) -> Any:
         t = type(local_vars)
         if t is not dict and t is not _PROXY:
             local_vars = _scope(local_vars)
@@ -532,7 +539,7 @@ class _Compiler:
                 return ast.parse(self.text, mode="eval")
         except SyntaxError as exc:
             raise self.syntax_error(exc) from None
-        except (ValueError, RecursionError, MemoryError) as exc:
+        except (ValueError, MemoryError) as exc:
             raise ExpressionError(f"expression rejected: {_describe(exc)}") from None
 
     def syntax_error(self, exc: SyntaxError) -> ExpressionError:
@@ -576,7 +583,7 @@ class _Compiler:
         """``fn``'s value, read under the sensitive ``name``: a Secret."""
         hide = self.rule.hide
 
-        def secret_read(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def secret_read(L: Scope, G: Scope, B: cost.Budget) -> Any:
             return hide(name, fn(L, G, B))
 
         return secret_read
@@ -591,7 +598,7 @@ class _Compiler:
         floor = secrecy.CARD_FLOOR
         plain = secrecy.PLAIN_IDS
 
-        def screened(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def screened(L: Scope, G: Scope, B: cost.Budget) -> Any:
             v = fn(L, G, B)
             t = type(v)
             if t is str:
@@ -663,7 +670,7 @@ class _Compiler:
         if id(type(value)) not in _CONSTANT_TYPES:
             raise self.reject(node, "this constant", "it is not supported")
 
-        def constant(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def constant(L: Scope, G: Scope, B: cost.Budget) -> Any:
             return value
 
         return constant
@@ -684,7 +691,7 @@ class _Compiler:
         self.identifiers.add(name)
         fallback = _name_fallback(name)
 
-        def lookup(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def lookup(L: Scope, G: Scope, B: cost.Budget) -> Any:
             if name in L:
                 return L[name]
             if name in G:
@@ -701,7 +708,7 @@ class _Compiler:
         floor = secrecy.CARD_FLOOR
         plain = secrecy.PLAIN_IDS
 
-        def screened_lookup(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def screened_lookup(L: Scope, G: Scope, B: cost.Budget) -> Any:
             if name in L:
                 v = L[name]
             elif name in G:
@@ -783,7 +790,7 @@ class _Compiler:
             self.identifiers.add(var)
             fallback = _name_fallback(var)
 
-            def attribute_of_name(L: Scope, G: Scope, B: list[Any]) -> Any:
+            def attribute_of_name(L: Scope, G: Scope, B: cost.Budget) -> Any:
                 if var in L:
                     o = L[var]
                 elif var in G:
@@ -835,7 +842,7 @@ class _Compiler:
 
         get = self.visit(node.value, depth)
 
-        def attribute(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def attribute(L: Scope, G: Scope, B: cost.Budget) -> Any:
             o = get(L, G, B)
             c = cache[0]
             if c[0] is not type(o):
@@ -893,7 +900,7 @@ class _Compiler:
         key_name = self.rule.key_name
         hide = self.rule.hide
 
-        def item(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def item(L: Scope, G: Scope, B: cost.Budget) -> Any:
             c = get(L, G, B)
             k = key(L, G, B)
             tc = type(c)
@@ -946,7 +953,7 @@ class _Compiler:
         where = self.snippet(node)
         make = safeops.make_slice
 
-        def make_slice(L: Scope, G: Scope, B: list[Any]) -> slice:
+        def make_slice(L: Scope, G: Scope, B: cost.Budget) -> slice:
             return make(lo(L, G, B), hi(L, G, B), step(L, G, B), where)
 
         return make_slice
@@ -978,12 +985,12 @@ class _Compiler:
         value = self.constant_of(node)
         if value is not _MISSING:
 
-            def constant_tuple(L: Scope, G: Scope, B: list[Any]) -> tuple[Any, ...]:
+            def constant_tuple(L: Scope, G: Scope, B: cost.Budget) -> tuple[Any, ...]:
                 return value  # type: ignore[no-any-return]
 
             return constant_tuple
 
-        def make_tuple(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def make_tuple(L: Scope, G: Scope, B: cost.Budget) -> Any:
             values = tuple([f(L, G, B) for f in fns])
             return _holder(values, values)
 
@@ -992,7 +999,7 @@ class _Compiler:
     def visit_List(self, node: ast.List, depth: int) -> Fn:
         fns = self.elements(node.elts, depth)
 
-        def make_list(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def make_list(L: Scope, G: Scope, B: cost.Budget) -> Any:
             values = [f(L, G, B) for f in fns]
             return _holder(values, values)
 
@@ -1002,17 +1009,17 @@ class _Compiler:
         fns = self.elements(node.elts, depth)
         where = self.snippet(node)
         check = safeops.check_deep
+        guarded = safeops.guarded
         EQ = safeops.EQ
 
-        def make_set(L: Scope, G: Scope, B: list[Any]) -> set[Any]:
+        def make_set(L: Scope, G: Scope, B: cost.Budget) -> set[Any]:
             values = [f(L, G, B) for f in fns]
             try:
                 flags = 0
                 for v in values:
                     flags |= check(v, EQ, B, where)
                 if flags:  # a Decimal compared with a float sets the context's flags
-                    with decimal.localcontext():
-                        return set(values)
+                    return guarded(flags, B, where, set, values)
                 return set(values)
             except EvaluationFailure:
                 raise
@@ -1030,20 +1037,18 @@ class _Compiler:
         pairs = list(zip(keys, values, strict=True))
         where = self.snippet(node)
         check = safeops.check_deep
+        guarded = safeops.guarded
         EQ = safeops.EQ
 
-        def make_dict(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def make_dict(L: Scope, G: Scope, B: cost.Budget) -> Any:
             # Every key and value first, then the dict, as Python builds it.
             items = [(kf(L, G, B), vf(L, G, B)) for kf, vf in pairs]
             try:
                 flags = 0
                 for k, _ in items:
                     flags |= check(k, EQ, B, where)
-                if flags:  # a Decimal compared with a float sets the context's flags
-                    with decimal.localcontext():
-                        out = dict(items)
-                else:
-                    out = dict(items)
+                # A Decimal compared with a float sets the context's flags.
+                out = guarded(flags, B, where, dict, items) if flags else dict(items)
             except EvaluationFailure:
                 raise
             except Exception as exc:
@@ -1063,7 +1068,7 @@ class _Compiler:
         text_bytes = cost.text_bytes
         isascii = str.isascii
 
-        def fstring(L: Scope, G: Scope, B: list[Any]) -> str:
+        def fstring(L: Scope, G: Scope, B: cost.Budget) -> str:
             pieces = [p(L, G, B) for p in parts]
             size = 0
             wide = False
@@ -1089,7 +1094,7 @@ class _Compiler:
         # Larger ints go through format_value: their conversion is charged.
         big = 1 << 64
 
-        def field(L: Scope, G: Scope, B: list[Any]) -> str:
+        def field(L: Scope, G: Scope, B: cost.Budget) -> str:
             v = get(L, G, B)
             s = spec(L, G, B) if spec is not None else ""
             if conversion < 0 and not s:
@@ -1116,7 +1121,7 @@ class _Compiler:
         truth = _truth
         if isinstance(node.op, ast.And):
 
-            def all_of(L: Scope, G: Scope, B: list[Any]) -> Any:
+            def all_of(L: Scope, G: Scope, B: cost.Budget) -> Any:
                 v = None
                 for f in fns:
                     v = f(L, G, B)
@@ -1128,7 +1133,7 @@ class _Compiler:
 
             return all_of
 
-        def any_of(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def any_of(L: Scope, G: Scope, B: cost.Budget) -> Any:
             v = None
             for f in fns:
                 v = f(L, G, B)
@@ -1147,7 +1152,7 @@ class _Compiler:
         where = self.snippet(node.test)
         truth = _truth
 
-        def choose(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def choose(L: Scope, G: Scope, B: cost.Budget) -> Any:
             t = test(L, G, B)
             if t is True or (t is not False and truth(t, where)):
                 return body(L, G, B)
@@ -1165,14 +1170,14 @@ class _Compiler:
         value = self.constant_of(node)
         if value is not _MISSING:
 
-            def constant(L: Scope, G: Scope, B: list[Any]) -> Any:
+            def constant(L: Scope, G: Scope, B: cost.Budget) -> Any:
                 return value
 
             return constant
         if isinstance(node.op, ast.Not):
             truth = _truth
 
-            def negation(L: Scope, G: Scope, B: list[Any]) -> bool:
+            def negation(L: Scope, G: Scope, B: cost.Budget) -> bool:
                 v = get(L, G, B)
                 if v is True:
                     return False
@@ -1185,7 +1190,7 @@ class _Compiler:
         unary = safeops.unary
         negate = op == "-"
 
-        def arithmetic(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def arithmetic(L: Scope, G: Scope, B: cost.Budget) -> Any:
             v = get(L, G, B)
             t = type(v)
             if negate and (t is int or t is float):
@@ -1219,7 +1224,7 @@ class _Compiler:
         if op in _DIVISIONS:
             small = _SMALL
 
-            def division(L: Scope, G: Scope, B: list[int]) -> Any:
+            def division(L: Scope, G: Scope, B: cost.Budget) -> Any:
                 a = left(L, G, B)
                 b = right(L, G, B)
                 t = type(a)
@@ -1237,7 +1242,7 @@ class _Compiler:
 
             return division
 
-        def binop(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def binop(L: Scope, G: Scope, B: cost.Budget) -> Any:
             a = left(L, G, B)
             b = right(L, G, B)
             t = type(a)
@@ -1285,7 +1290,7 @@ class _Compiler:
             if fast is not None:
                 return fast
 
-            def compare(L: Scope, G: Scope, B: list[Any]) -> Any:
+            def compare(L: Scope, G: Scope, B: cost.Budget) -> Any:
                 return test(first(L, G, B), second(L, G, B), B)
 
             return compare
@@ -1293,7 +1298,7 @@ class _Compiler:
         chain = [(t, f) for (t, _), f in zip(tests, fns[1:], strict=True)]
         first = fns[0]
 
-        def compare_chain(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def compare_chain(L: Scope, G: Scope, B: cost.Budget) -> Any:
             a = first(L, G, B)
             r: Any = True
             for test, f in chain:
@@ -1308,7 +1313,7 @@ class _Compiler:
 
     def comparison(
         self, op: ast.cmpop, right: ast.AST, where: str
-    ) -> tuple[Callable[[Any, Any, list[int]], Any], bool]:
+    ) -> tuple[Callable[[Any, Any, cost.Budget], Any], bool]:
         """A two-operand test for ``op``; ``right`` is the right operand's node."""
         kind = type(op)
         if kind is ast.Is:
@@ -1326,7 +1331,7 @@ class _Compiler:
                 except TypeError:
                     frozen = None
 
-            def membership(a: Any, b: Any, B: list[Any]) -> bool:
+            def membership(a: Any, b: Any, B: cost.Budget) -> bool:
                 ta = type(a)
                 try:
                     if frozen is not None and id(ta) in _SIMPLE_IDS and ta is not complex:
@@ -1345,7 +1350,7 @@ class _Compiler:
         opf, need = _COMPARISONS[kind]
         compare = safeops.compare
 
-        def test(a: Any, b: Any, B: list[Any]) -> Any:
+        def test(a: Any, b: Any, B: cost.Budget) -> Any:
             ta = type(a)
             try:
                 if ta is type(b) and (ta is int or ta is str or ta is float):
@@ -1438,7 +1443,7 @@ class _Compiler:
         if name == "len" and not kws:
             (arg,) = args
 
-            def call_len(L: Scope, G: Scope, B: list[Any]) -> Any:
+            def call_len(L: Scope, G: Scope, B: cost.Budget) -> Any:
                 if name in L or name in G:
                     shadowed(L, G)
                 v = arg(L, G, B)
@@ -1454,7 +1459,7 @@ class _Compiler:
 
             return call_len
 
-        def call(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def call(L: Scope, G: Scope, B: cost.Budget) -> Any:
             if name in L or name in G:
                 shadowed(L, G)
             if n == 1:
@@ -1523,7 +1528,7 @@ class _Compiler:
         key_name = self.rule.key_name
         hide = self.rule.hide
 
-        def call(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def call(L: Scope, G: Scope, B: cost.Budget) -> Any:
             r = recv(L, G, B)
             if n == 1:
                 values: tuple[Any, ...] = (a0(L, G, B),)
@@ -1575,7 +1580,7 @@ class _Compiler:
         return call
 
 
-def _none(L: Scope, G: Scope, B: list[Any]) -> None:
+def _none(L: Scope, G: Scope, B: cost.Budget) -> None:
     return None
 
 
@@ -1589,7 +1594,7 @@ def _holder(container: Any, values: Any) -> Any:
 
 
 def _constant(value: Any) -> Fn:
-    def constant(L: Scope, G: Scope, B: list[Any]) -> Any:
+    def constant(L: Scope, G: Scope, B: cost.Budget) -> Any:
         return value
 
     return constant
@@ -1671,7 +1676,7 @@ def _fast_compare(op: ast.cmpop, left: Fn, const: Any, where: str) -> Fn | None:
     else:
         t1, t2 = int, float
 
-    def slow(a: Any, B: list[Any]) -> Any:
+    def slow(a: Any, B: cost.Budget) -> Any:
         try:
             return compare(opf, need, a, c, B, where)
         except EvaluationFailure:
@@ -1682,7 +1687,7 @@ def _fast_compare(op: ast.cmpop, left: Fn, const: Any, where: str) -> Fn | None:
     kind = type(op)
     if kind is ast.Gt:
 
-        def gt(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def gt(L: Scope, G: Scope, B: cost.Budget) -> Any:
             a = left(L, G, B)
             t = type(a)
             if t is t1 or t is t2:
@@ -1692,7 +1697,7 @@ def _fast_compare(op: ast.cmpop, left: Fn, const: Any, where: str) -> Fn | None:
         return gt
     if kind is ast.GtE:
 
-        def ge(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def ge(L: Scope, G: Scope, B: cost.Budget) -> Any:
             a = left(L, G, B)
             t = type(a)
             if t is t1 or t is t2:
@@ -1702,7 +1707,7 @@ def _fast_compare(op: ast.cmpop, left: Fn, const: Any, where: str) -> Fn | None:
         return ge
     if kind is ast.Lt:
 
-        def lt(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def lt(L: Scope, G: Scope, B: cost.Budget) -> Any:
             a = left(L, G, B)
             t = type(a)
             if t is t1 or t is t2:
@@ -1712,7 +1717,7 @@ def _fast_compare(op: ast.cmpop, left: Fn, const: Any, where: str) -> Fn | None:
         return lt
     if kind is ast.LtE:
 
-        def le(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def le(L: Scope, G: Scope, B: cost.Budget) -> Any:
             a = left(L, G, B)
             t = type(a)
             if t is t1 or t is t2:
@@ -1722,7 +1727,7 @@ def _fast_compare(op: ast.cmpop, left: Fn, const: Any, where: str) -> Fn | None:
         return le
     if kind is ast.Eq:
 
-        def eq(L: Scope, G: Scope, B: list[Any]) -> Any:
+        def eq(L: Scope, G: Scope, B: cost.Budget) -> Any:
             a = left(L, G, B)
             t = type(a)
             if t is t1 or t is t2:
@@ -1731,7 +1736,7 @@ def _fast_compare(op: ast.cmpop, left: Fn, const: Any, where: str) -> Fn | None:
 
         return eq
 
-    def ne(L: Scope, G: Scope, B: list[Any]) -> Any:
+    def ne(L: Scope, G: Scope, B: cost.Budget) -> Any:
         a = left(L, G, B)
         t = type(a)
         if t is t1 or t is t2:

@@ -23,7 +23,7 @@ from typing import Any
 
 from runtime_agent import framelocals, introspect
 from runtime_agent.capture import CaptureBudget, CaptureLimits, capture_namespace, capture_value
-from runtime_agent.cost import new_budget
+from runtime_agent.cost import Budget, new_budget
 from runtime_agent.locate import Blocklist
 from runtime_agent.redact import REDACTED, EventSecrets, Redactor
 from runtime_agent.sandbox import EvaluationFailure, Expression, Redacted
@@ -75,13 +75,14 @@ def take_snapshot(
                 top_locals, limits=LIMITS, redactor=redactor, budget=budget, secrets=secrets
             )
         elif depth < LOCALS_FRAMES:
+            kept = framelocals.keep(current) if release_callers else None
             names = current.f_locals
             entry["locals"] = capture_namespace(
                 names, limits=LIMITS, redactor=redactor, budget=budget, secrets=secrets
             )
             if release_callers:
-                framelocals.release(current, names)
-            del names
+                framelocals.release(current, names, kept)
+            del names, kept
         frames.append(entry)
         current = current.f_back
         depth += 1
@@ -128,12 +129,14 @@ def _watch_value(
     redactor: Redactor,
     budget: CaptureBudget,
     secrets: EventSecrets,
-    work: list[int],
+    work: Budget,
 ) -> dict[str, Any]:
     try:
         value = expr.evaluate(f_locals, f_globals, work)
     except EvaluationFailure as exc:
-        return {"type": "error", "notCaptured": str(exc)}
+        # The message may quote the expression's own literals or a key it
+        # missed: masked like any captured text.
+        return {"type": "error", "notCaptured": redactor.mask_text(str(exc), secrets)}
     if type(value) is Redacted:
         return {"type": "redacted", "value": REDACTED, "redacted": True}
     return capture_value(value, limits=LIMITS, redactor=redactor, budget=budget, secrets=secrets)

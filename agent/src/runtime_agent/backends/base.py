@@ -89,8 +89,9 @@ class Backend(abc.ABC):
     #: ``framelocals.release``, which empties it at once when only the frame
     #: holds it. A core whose callbacks run where the interpreter writes that
     #: dict back into the frame afterwards defers it. Called directly by the
-    #: action (no wrapper: ``release`` counts the references to the dict).
-    release_locals: Callable[[FrameType, Any], None] = staticmethod(framelocals.release)
+    #: action (no wrapper: ``release`` counts the references to the dict), with
+    #: what ``framelocals.keep`` copied before the read.
+    release_locals: Callable[[FrameType, Any, Any], None] = staticmethod(framelocals.release)
 
     @abc.abstractmethod
     def set_lines(self, path: CodePath, callbacks: Mapping[int, LineCallback]) -> None:

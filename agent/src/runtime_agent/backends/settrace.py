@@ -96,11 +96,14 @@ class SettraceBackend(Backend):
         # their next "call" is a resumption, their last "return" a yield.
         self._suspended: set[int] = set()
         self._last_line: dict[int, int] = {}
-        # Locals dicts read in a callback, by frame id, emptied at the
-        # frame's next event (see release_locals).
-        self._read: dict[int, dict[str, Any]] = {}
+        # Locals dicts read in a callback (and what framelocals.keep copied
+        # of them), by frame id, handed back at the frame's next event (see
+        # release_locals).
+        self._read: dict[int, tuple[dict[str, Any], framelocals.Kept | None]] = {}
 
-    def release_locals(self, frame: FrameType, mapping: Any) -> None:
+    def release_locals(
+        self, frame: FrameType, mapping: Any, kept: framelocals.Kept | None = None
+    ) -> None:
         # Inside our callback CPython is about to write the dict back with
         # PyFrame_LocalsToFast(frame, 1): emptied now, it would unbind every
         # local. At the frame's next event the write-back is done and the
@@ -109,7 +112,7 @@ class SettraceBackend(Backend):
             return
         if _len(self._read) >= _MAX_FRAMES:
             self._read.clear()
-        self._read[_id(frame)] = mapping
+        self._read[_id(frame)] = (mapping, kept)
 
     def refusal(self, code: CodeType) -> str | None:
         if _WRITES_BACK_ALWAYS:
@@ -160,8 +163,10 @@ class SettraceBackend(Backend):
             if self._read:
                 read = self._read.pop(key, None)
                 if read is not None:
-                    framelocals.release(frame, read)
-                    del read
+                    mapping, kept = read
+                    del read  # release counts the references to the dict: ours is `mapping`
+                    framelocals.release(frame, mapping, kept)
+                    del mapping, kept
             if event == "line":
                 lines = self._lines.get(_id(frame.f_code))
                 if lines is not None:
