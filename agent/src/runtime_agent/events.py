@@ -8,9 +8,10 @@ events per second protects the process when many actions fire at once.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from typing import Any
+
+from runtime_agent.clock import monotonic
 
 Event = dict[str, Any]
 
@@ -29,7 +30,7 @@ class Outbox:
 
     def put(self, event: Event) -> bool:
         """Queue an event; False when the engine-wide rate cap dropped it."""
-        second = int(time.monotonic())
+        second = int(monotonic())
         if second != self._window:
             self._window, self._in_window = second, 0
         if self._in_window >= self.max_per_second:

@@ -51,6 +51,9 @@ from runtime_agent.backends.base import (
 #: 2 profiler, 5 optimizer. Try the unassigned ones first.
 _PREFERRED_TOOL_IDS = (3, 4, 5, 2, 1, 0)
 TOOL_NAME = "runtime-agent"
+#: Bound at import: callbacks built later (a tool id claimed at the first
+#: action) must not depend on the host leaving sys._getframe in place.
+_getframe = sys._getframe
 
 
 class MonitoringBackend(Backend):
@@ -101,7 +104,7 @@ class MonitoringBackend(Backend):
         # an identity check replaces hashing the code object.
         by_line = self._by_line
         disable = self._disable
-        getframe = sys._getframe
+        getframe = _getframe
 
         ident = id
 
@@ -143,7 +146,7 @@ class MonitoringBackend(Backend):
     def _make_function_callbacks(self) -> tuple[Callable[..., object], ...]:
         funcs = self._funcs
         disable = self._disable
-        getframe = sys._getframe
+        getframe = _getframe
         ident = id
 
         def on_start(code: CodeType, offset: int) -> object:
