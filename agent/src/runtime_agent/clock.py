@@ -23,7 +23,8 @@ library does, and why the clocks here are out of its reach:
   a time-machine travel is on (read from its stack, running none of its code).
 
 ``wall`` follows the system clock within a second of a step (NTP, a resumed
-laptop) outside such a travel; during one it keeps its last offset.
+laptop) outside such a travel; during one it keeps its last offset (imported
+during one, it starts from the travelled time and is right once it ends).
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ _system: Final[Callable[[], float]] = functools.partial(time.time)
 _MODULES: Final[dict[str, Any]] = sys.modules
 #: How often ``wall`` takes its offset from the system clock again.
 RESYNC_SECONDS: Final = 1.0
+#: The longest two monotonic reads around a system clock read may be apart
+#: for their midpoint to be trusted (a thread preempted in between is not).
+_READ_SLACK: Final = 0.001
 #: Where time-machine keeps its travels: 3.x, then 2.x.
 _TRAVEL_STACKS: Final = ("traveller_stack", "coordinates_stack")
 
@@ -69,14 +73,28 @@ def _travelling() -> bool:
     return True  # a version that keeps its travels elsewhere: trust it never
 
 
-def _offset() -> float:
-    """The system clock minus ``monotonic``, now."""
+def _offset() -> float | None:
+    """The system clock minus ``monotonic``, now; None when this thread was
+    held up between the reads (the offset would be off by as much)."""
+    before = monotonic()
+    system = _system()
+    after = monotonic()
+    if after - before > _READ_SLACK:
+        return None
+    return system - (before + after) / 2
+
+
+def _first_offset() -> float:
+    for _ in range(10):
+        offset = _offset()
+        if offset is not None:
+            return offset
     return _system() - monotonic()
 
 
 #: (system clock minus monotonic, monotonic when that was taken): one tuple,
 #: so a thread never pairs one offset with another's time.
-_anchor: tuple[float, float] = (_offset(), monotonic())
+_anchor: tuple[float, float] = (_first_offset(), monotonic())
 
 
 def wall() -> float:
@@ -86,10 +104,11 @@ def wall() -> float:
     offset, taken = _anchor
     if now - taken >= RESYNC_SECONDS:
         try:
-            if not _travelling():
-                offset = _offset()
+            fresh = None if _travelling() else _offset()
         except Exception:  # keep the last offset rather than fail a hook
-            pass
+            fresh = None
+        if fresh is not None:
+            offset = fresh
         _anchor = (offset, now)
     return offset + now
 
