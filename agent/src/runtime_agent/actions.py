@@ -21,13 +21,13 @@ from __future__ import annotations
 import itertools
 import logging
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from types import CodeType, FrameType
 from typing import Any
 
 from runtime_agent import framelocals, state
 from runtime_agent.aggregate import Aggregate
+from runtime_agent.clock import monotonic, perf, wall
 from runtime_agent.locate import Blocklist
 from runtime_agent.redact import Redactor
 from runtime_agent.safeops import an, truth
@@ -46,8 +46,8 @@ MAX_OPEN_FRAMES = 10_000
 BARE_COUNTER_COST = 0.5e-6
 
 DYNAMIC_LOGGER = logging.getLogger("runtime_agent.dynamic")
+_INFO = logging.INFO
 
-_perf = time.perf_counter
 #: By id: hashing a class could run its metaclass's __hash__.
 _NUMBER = frozenset(map(id, (int, float, bool)))
 
@@ -125,8 +125,8 @@ class Action:
         self.condition = condition
         self.max_hits = max_hits
         self.ttl_seconds = ttl_seconds
-        self.created = time.time()
-        self.expires_mono = time.monotonic() + ttl_seconds
+        self.created = wall()
+        self.expires_mono = monotonic() + ttl_seconds
         self.rate_limit = rate_limit
         self.state = state.PENDING
         self.message = ""
@@ -160,7 +160,7 @@ class Action:
             {
                 "type": "state",
                 "action": self.id,
-                "ts": time.time(),
+                "ts": wall(),
                 "state": new,
                 "message": message,
                 "hits": self.hits,
@@ -175,7 +175,7 @@ class Action:
 
     def status(self) -> state.ActionStatus:
         """A snapshot of where this action stands."""
-        remaining = self.expires_mono - time.monotonic()
+        remaining = self.expires_mono - monotonic()
         return state.ActionStatus(
             id=self.id,
             kind=self.kind,
@@ -229,7 +229,7 @@ class Action:
         record = None if type(self).record is Action.record else self.record
         release = self.host.release_locals
         keep = framelocals.keep
-        perf = _perf
+        timer = perf  # a cell, cheaper than a global on the hot path
         failed = self._failed
         exhausted = f"reached max_hits={limit}"
 
@@ -289,7 +289,7 @@ class Action:
         def timed(frame: FrameType) -> bool:
             if not action.live:
                 return False
-            start = perf()
+            start = timer()
             try:
                 return hit(frame)
             except RecursionError:  # the host is near its limit: skip this hit only
@@ -298,7 +298,7 @@ class Action:
                 action._broken(exc, frame)
                 return False
             finally:
-                spent = action._cpu + (perf() - start)
+                spent = action._cpu + (timer() - start)
                 action._cpu = spent
                 if spent > action.cpu_ceiling:
                     action.live = False  # off now; paused by the engine's next tick
@@ -313,7 +313,7 @@ class Action:
 
     def allow_event(self) -> bool:
         """Per-action rate limit and expiry, checked before building an event."""
-        now = time.monotonic()
+        now = monotonic()
         if now >= self.expires_mono:
             self.set_state(state.EXPIRED, f"expired after ttl_seconds={self.ttl_seconds:g}")
             return False
@@ -371,16 +371,42 @@ class LogAction(Action):
     def record(self, frame: FrameType, f_locals: Mapping[str, Any]) -> None:
         if not self.allow_event():
             return
-        message = self.template.capture(f_locals, frame.f_globals, frame.f_code)
-        if self.output != "events":
-            DYNAMIC_LOGGER.info(finish(message), extra={"runtime_agent_action": self.id})
+        code = frame.f_code
+        line = frame.f_lineno
+        message = self.template.capture(f_locals, frame.f_globals, code)
         if self.output != "app":
-            line = frame.f_lineno
             # A compact entry, built into the event (and the text finished) when
             # drained (events.Outbox); the line only when it is not the action's.
-            self.host.emit(
-                (self, time.time(), frame.f_code, None if line == self.line else line, message)
+            self.host.emit((self, wall(), code, None if line == self.line else line, message))
+        if self.output != "events":
+            self._to_logging(message, code, line, f_locals)
+
+    def _to_logging(
+        self, message: Any, code: CodeType, line: int, f_locals: Mapping[str, Any]
+    ) -> None:
+        """Hand the line to the application's ``logging`` (logger ``runtime_agent.dynamic``).
+
+        The record is built here rather than by ``Logger.info``: it names the
+        host's line, not ours, and ``findCaller`` (which reads ``sys._getframe``
+        when called) never runs. Logging is the host's: when it fails (a
+        handler raises, the host patched ``time`` or ``threading`` away) the
+        action goes on, its event already queued, and says why in its status.
+        """
+        logger = DYNAMIC_LOGGER
+        try:
+            if logger.isEnabledFor(_INFO):
+                text = finish(message)
+                extra = {"runtime_agent_action": self.id}
+                record = logger.makeRecord(
+                    logger.name, _INFO, code.co_filename, line, text, (), None, code.co_name, extra
+                )
+                logger.handle(record)
+        except Exception as exc:
+            reason = self.host.mask(
+                f"application logging failed: {type(exc).__name__}: {exc}", code, f_locals
             )
+            if self.message != reason and self.state == state.INSTALLED:
+                self.message = reason
 
     def event(self, entry: tuple[Any, ...]) -> dict[str, Any]:
         """The ``log`` event of an entry queued by ``record``."""
@@ -448,7 +474,7 @@ class CounterAction(Action):
                 {
                     "type": "metric",
                     "action": self.id,
-                    "ts": time.time(),
+                    "ts": wall(),
                     "metric": "count",
                     "count": hits - self._reported,
                     "total": hits,
@@ -503,7 +529,7 @@ class DurationAction(Action):
         """Backend callback on entry: remember when this frame started."""
         if not self.live:
             return
-        start = _perf()
+        start = perf()
         try:
             if self.condition is not None:
                 release = self.host.release_locals
@@ -527,7 +553,7 @@ class DurationAction(Action):
         except Exception as exc:
             self._broken(exc)
         finally:
-            self._spent(_perf() - start)
+            self._spent(perf() - start)
 
     def on_exit(self, frame: FrameType) -> None:
         """Backend callback on exit: fold the elapsed time in."""
@@ -537,7 +563,7 @@ class DurationAction(Action):
             if self._open:
                 self._open.pop(id(frame), None)
             return
-        end = _perf()
+        end = perf()
         try:
             began = self._open.pop(id(frame), None)
             if began is None or not self.live:
@@ -555,7 +581,7 @@ class DurationAction(Action):
         except Exception as exc:
             self._broken(exc)
         finally:
-            self._spent(_perf() - end)
+            self._spent(perf() - end)
 
     def _spent(self, seconds: float) -> None:
         spent = self._cpu = self._cpu + seconds
@@ -576,7 +602,7 @@ def _emit_aggregate(action: Action, aggregate: Aggregate, total: int, **labels: 
         {
             "type": "metric",
             "action": action.id,
-            "ts": time.time(),
+            "ts": wall(),
             **labels,
             "total": total,
             **figures,

@@ -10,19 +10,44 @@ replaces it; its cost leaves the window then (``forget``).
 
 Between ticks a hook pauses its own action when it goes past the room left
 in the window (``room``), so one tick cannot overspend the budget by more
-than one hit. ``RUNTIME_AGENT_CPU_BUDGET`` sets the fraction of one core:
-``0.02`` or ``2%`` (the default).
+than one hit. ``Engine(cpu_budget=...)`` or ``RUNTIME_AGENT_CPU_BUDGET`` sets
+the fraction of one core: above 0 and at most 1, ``0.02`` or ``2%`` (the
+default). A bad argument raises ``AgentError``; a bad variable is ignored
+with a warning on the ``runtime_agent.budget`` logger (the agent starts with
+the default rather than not at all, as with the other variables).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
 from collections.abc import Mapping
 
+from runtime_agent.errors import AgentError
+
 DEFAULT_FRACTION = 0.02
+#: At 1.0 the hooks may take a whole core: the most a budget can allow.
+MAX_FRACTION = 1.0
 DEFAULT_WINDOW = 10.0
 ENV_VAR = "RUNTIME_AGENT_CPU_BUDGET"
+
+_LOG = logging.getLogger("runtime_agent.budget")
+
+
+def _in_range(value: float) -> bool:
+    return 0.0 < value <= MAX_FRACTION  # False for NaN and infinities
+
+
+def check_fraction(value: object) -> float:
+    """``Engine(cpu_budget=value)`` as a fraction of one core; AgentError unless a
+    number above 0 and at most 1 (a value above 1 would switch the budget off)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _in_range(value):
+        raise AgentError(
+            f"cpu_budget must be a share of one core above 0 and at most {MAX_FRACTION:g} "
+            f"(0.02 is 2%), or None for {ENV_VAR} or the default; got {value!r}"
+        )
+    return float(value)
 
 
 def parse_fraction(text: str) -> float:
@@ -34,19 +59,21 @@ def parse_fraction(text: str) -> float:
         raise ValueError(
             f"{ENV_VAR}={text!r} is not a share of one core; write 0.02 or 2%"
         ) from None
-    if not 0.0 < value <= 1.0:
+    if not _in_range(value):
         raise ValueError(f"{ENV_VAR}={text!r} must be above 0 and at most 1 (100%)")
     return value
 
 
 def fraction_from_env(environ: Mapping[str, str] | None = None) -> float:
-    """The configured fraction, or the default when unset or unreadable."""
+    """The configured fraction, or the default when unset; unreadable or out of
+    range, the default with a warning that says what to write."""
     text = (os.environ if environ is None else environ).get(ENV_VAR, "")
     if not text.strip():
         return DEFAULT_FRACTION
     try:
         return parse_fraction(text)
-    except ValueError:
+    except ValueError as exc:
+        _LOG.warning("%s; using the default %g%%", exc, 100 * DEFAULT_FRACTION)
         return DEFAULT_FRACTION
 
 

@@ -33,11 +33,10 @@ import select
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-from runtime_agent import source
+from runtime_agent import clock, source
 from runtime_agent._version import VERSION as AGENT_VERSION
 from runtime_agent.config import AgentConfig
 from runtime_agent.engine import Engine
@@ -165,7 +164,7 @@ class Channel:
             "agent_version": AGENT_VERSION,
             "core": engine.core_status,  # which core runs and why
             "code_version": self.config.code_version,
-            "started_at": time.time(),
+            "started_at": clock.wall(),
         }
         if self._credential:
             payload["credential"] = self._credential
@@ -188,7 +187,7 @@ class Channel:
         A forked worker inherits its parent's actions, and a hub that forgot
         this agent lost their states: report each one afresh.
         """
-        now = time.time()
+        now = clock.wall()
         self._reports.extend(
             {
                 "type": "state",
@@ -210,7 +209,7 @@ class Channel:
         path = f"/v1/agents/{self.agent_id}/actions?version={self._version}&wait={POLL_WAIT:g}"
         conn = self._poll
         sock = conn.send_request("GET", path, timeout=POLL_WAIT + 10, token=self._credential)
-        deadline = time.monotonic() + POLL_WAIT + 10
+        deadline = clock.monotonic() + POLL_WAIT + 10
         last_ship = 0.0
         while not self._stop.is_set():
             ready, _, _ = select.select([sock], [], [], UPLOAD_EVERY)
@@ -224,7 +223,7 @@ class Channel:
                     self._answer(query)
                 self._ship(force=True)
                 return
-            now = time.monotonic()
+            now = clock.monotonic()
             if now - last_ship >= UPLOAD_EVERY:
                 self._ship()
                 last_ship = now
@@ -265,7 +264,7 @@ class Channel:
                 {
                     "type": "state",
                     "action": action_id,
-                    "ts": time.time(),
+                    "ts": clock.wall(),
                     "state": "error",
                     "message": self._masked(str(exc)),
                     "hits": 0,
@@ -276,7 +275,7 @@ class Channel:
                 {
                     "type": "state",
                     "action": action_id,
-                    "ts": time.time(),
+                    "ts": clock.wall(),
                     "state": "error",
                     "hits": 0,
                     "message": self._masked(f"invalid action: {type(exc).__name__}: {exc}"),
@@ -401,7 +400,7 @@ def place_from_spec(engine: Engine, action_id: str, spec: dict[str, Any]) -> Non
         common["max_hits"] = int(spec["max_hits"])
     expires_at = spec.get("expires_at")
     if expires_at is not None:
-        remaining = float(expires_at) - time.time()
+        remaining = float(expires_at) - clock.wall()
         if remaining <= 0:
             raise AgentError("the action expired before it reached this process")
         common["ttl_seconds"] = remaining

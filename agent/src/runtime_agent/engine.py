@@ -16,14 +16,13 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from types import CodeType, FrameType, ModuleType
 from typing import Any
 
-from runtime_agent import framelocals, introspect, locate, state
+from runtime_agent import clock, framelocals, introspect, locate, state
 from runtime_agent.actions import (
     Action,
     CounterAction,
@@ -34,7 +33,7 @@ from runtime_agent.actions import (
     SnapshotAction,
 )
 from runtime_agent.backends import Backend, BackendError, CodePath, choose_backend
-from runtime_agent.budget import CpuBudget, fraction_from_env
+from runtime_agent.budget import CpuBudget, check_fraction, fraction_from_env
 from runtime_agent.errors import (
     ActionNotFound,
     AgentError,
@@ -90,11 +89,15 @@ class Engine:
         max_events_per_second: int = 1_000,
         blocklist: Iterable[str] | None = None,
     ) -> None:
+        """``cpu_budget``: the share of one core the hooks may use, above 0 and at
+        most 1 (``0.02`` is 2%); None reads ``RUNTIME_AGENT_CPU_BUDGET`` or takes
+        the default 2%. AgentError for anything else, before any core is taken."""
+        fraction = fraction_from_env() if cpu_budget is None else check_fraction(cpu_budget)
         self._backend: Backend = choose_backend(core)
         #: The core's name (``RUNTIME_AGENT_CORE`` spelling).
         self.core = self._backend.name
         self.redactor = redactor if redactor is not None else Redactor.from_env()
-        self._budget = CpuBudget(cpu_budget if cpu_budget is not None else fraction_from_env())
+        self._budget = CpuBudget(fraction)
         self.metrics_interval = metrics_interval
         self._outbox = Outbox(max_events, max_events_per_second)
         #: The service owner's closed files and modules: no actions, source or caller locals.
@@ -121,7 +124,7 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
-        self._last_flush = time.monotonic()
+        self._last_flush = clock.monotonic()
         self._closed = False
         self.instance_id = secrets.token_hex(6)
         self._pid = os.getpid()
@@ -261,13 +264,13 @@ class Engine:
     def status(self, action_id: str) -> ActionStatus:
         """Where the action stands; raises ActionNotFound for an unknown id."""
         with self._lock:
-            self._housekeep_locked(time.monotonic(), flush=False)
+            self._housekeep_locked(clock.monotonic(), flush=False)
             return self._get(action_id).status()
 
     def actions(self) -> list[ActionStatus]:
         """The status of every action this engine holds, oldest first."""
         with self._lock:
-            self._housekeep_locked(time.monotonic(), flush=False)
+            self._housekeep_locked(clock.monotonic(), flush=False)
             return [a.status() for a in self._actions.values()]
 
     def remove(self, action_id: str) -> ActionStatus:
@@ -314,13 +317,13 @@ class Engine:
         or ``state`` (an action changed state).
         """
         with self._lock:
-            self._housekeep_locked(time.monotonic(), flush=False)
+            self._housekeep_locked(clock.monotonic(), flush=False)
         return self._outbox.drain()
 
     def flush(self) -> None:
         """Emit metric and counter aggregates now instead of at the next interval."""
         with self._lock:
-            self._housekeep_locked(time.monotonic(), flush=True)
+            self._housekeep_locked(clock.monotonic(), flush=True)
 
     def canonical(self, code: CodeType) -> CodeType:
         """The original of a code object the core may have replaced (for source lookups)."""
@@ -582,7 +585,7 @@ class Engine:
 
     def _tick(self) -> None:
         with self._lock:
-            now = time.monotonic()
+            now = clock.monotonic()
             self._housekeep_locked(now, flush=now - self._last_flush >= self.metrics_interval)
 
     def _housekeep_locked(self, now: float, *, flush: bool) -> None:

@@ -19,15 +19,14 @@ channel's ``dropped``). State changes and aggregates are queued as dicts.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from typing import Any, Protocol
+
+from runtime_agent.clock import monotonic
 
 Event = dict[str, Any]
 #: ``(source, *values)``: an action's hit, built into an ``Event`` when drained.
 Entry = tuple[Any, ...]
-
-_monotonic = time.monotonic  # bound once: a host patching time.monotonic never reaches it
 
 
 class Source(Protocol):
@@ -56,7 +55,7 @@ class Outbox:
 
     def put(self, entry: Entry) -> bool:
         """Queue an action's entry; False when the engine-wide rate cap dropped it."""
-        second = int(_monotonic())
+        second = int(monotonic())
         if second != self._window:
             self._window, self._in_window = second, 0
         if self._in_window >= self.max_per_second:

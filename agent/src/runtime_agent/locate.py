@@ -24,13 +24,12 @@ import gc
 import os
 import re
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import CodeType, FrameType, FunctionType, ModuleType
 from typing import Any
 
-from runtime_agent import introspect
+from runtime_agent import clock, introspect
 from runtime_agent.backends.base import CodePath
 from runtime_agent.errors import BlockedLocation, LocationError
 
@@ -328,7 +327,7 @@ _index: tuple[float, int, dict[str, list[tuple[CodeType, str]]]] | None = None
 
 def _roots_by_file(canonical: Canonical) -> dict[str, list[tuple[CodeType, str]]]:
     global _index
-    now = time.monotonic()
+    now = clock.monotonic()
     if _index is not None and now - _index[0] < INDEX_SECONDS and _index[1] == len(sys.modules):
         return _index[2]
     by_file: dict[str, list[tuple[CodeType, str]]] = {}

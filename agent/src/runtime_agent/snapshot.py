@@ -16,12 +16,11 @@ from __future__ import annotations
 import contextvars
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from types import BuiltinFunctionType, CodeType, FrameType
 from typing import Any
 
-from runtime_agent import framelocals, introspect
+from runtime_agent import clock, framelocals, introspect
 from runtime_agent.capture import CaptureBudget, CaptureLimits, capture_namespace, capture_value
 from runtime_agent.cost import Budget, new_budget
 from runtime_agent.locate import Blocklist
@@ -31,6 +30,12 @@ from runtime_agent.sandbox import EvaluationFailure, Expression, Redacted
 MAX_FRAMES = 20
 LOCALS_FRAMES = 3
 LIMITS = CaptureLimits()
+# Bound now: a host may patch or delete these attributes of sys, threading
+# or contextvars (attrs' tests delete sys._getframe) while a hook runs.
+_get_ident = threading.get_ident
+_THREADS: dict[int, threading.Thread] = threading._active  # type: ignore[attr-defined]
+_copy_context = contextvars.copy_context
+_MODULES = sys.modules
 
 
 def take_snapshot(
@@ -104,7 +109,7 @@ def take_snapshot(
     top = frames[0]
     event: dict[str, Any] = {
         "type": "snapshot",
-        "ts": time.time(),
+        "ts": clock.wall(),
         "file": top["file"],
         "line": top["line"],
         "function": top["function"],
@@ -143,8 +148,8 @@ def _watch_value(
 
 
 def _thread() -> dict[str, Any]:
-    ident = threading.get_ident()
-    thread = threading._active.get(ident)  # type: ignore[attr-defined]
+    ident = _get_ident()
+    thread = _THREADS.get(ident)  # emptied and refilled in place after a fork
     # The name from the instance dict, through its slot: a Thread subclass
     # could override the property, __getattribute__ or __dict__.
     state = introspect.instance_dict(thread) if thread is not None else None
@@ -194,7 +199,7 @@ def _asyncio_readers() -> tuple[Any, dict[Any, Any], type] | None:
     would run code)."""
     if _ASYNCIO:
         return _ASYNCIO[0]
-    namespace = introspect.loaded_namespace(sys.modules.get("_asyncio"))
+    namespace = introspect.loaded_namespace(_MODULES.get("_asyncio"))
     if namespace is None:
         return None
     running_loop = introspect.scan_for(namespace, "_get_running_loop", 1000)
@@ -212,7 +217,7 @@ def _asyncio_readers() -> tuple[Any, dict[Any, Any], type] | None:
 
 def _context(redactor: Redactor, budget: CaptureBudget, secrets: EventSecrets) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for var, value in contextvars.copy_context().items():
+    for var, value in _copy_context().items():
         name = introspect.plain_str(var.name)  # a str subclass's hash never runs
         if name is not None:
             values[name] = value

@@ -82,9 +82,12 @@ _TOOL_IDS = range(6)
 TOOL_NAME = "runtime-agent"
 _IDLE = "monitoring (no tool id held: claimed when an action needs one)"
 
-# Bound at import: a host that patches builtins changes nothing here.
+# Bound at import: a host that patches builtins or deletes sys._getframe
+# changes nothing here, also for callbacks built later (a tool id is claimed
+# at the first action).
 _map = map
 _deque = deque
+_getframe = sys._getframe
 
 
 def _taken(mon: Any) -> str:
@@ -176,7 +179,7 @@ class MonitoringBackend(Backend):
         """
         by_line: dict[int, tuple[Any, ...]] = {}
         disable = self._disable
-        getframe = sys._getframe
+        getframe = _getframe
         ident = id
 
         def on_line(code: CodeType, line: int) -> object:
@@ -222,7 +225,7 @@ class MonitoringBackend(Backend):
     def _make_function_callbacks(self) -> tuple[Callable[..., object], ...]:
         funcs = self._funcs
         disable = self._disable
-        getframe = sys._getframe
+        getframe = _getframe
         ident = id
 
         # On a miss, DISABLE only if the code is still unwatched when we
