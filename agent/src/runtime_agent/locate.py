@@ -25,6 +25,7 @@ import os
 import re
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import CodeType, FrameType, FunctionType, ModuleType
@@ -373,8 +374,31 @@ def _walk(
             yield from _walk(child, (*parents, code), child_name, canonical)
 
 
-def code_lines(code: CodeType) -> set[int]:
+#: id(code) -> (weak reference to it, its lines): a burst of placements in one
+#: file asks about the same code objects once per action. Weak, and checked on
+#: use, so an id reused by a new code object never answers with old lines.
+_lines_cache: dict[int, tuple[weakref.ref[CodeType], frozenset[int]]] = {}
+
+
+def code_lines(code: CodeType) -> frozenset[int]:
     """Lines where ``code`` runs program instructions (not just frame set-up)."""
+    key = id(code)
+    cached = _lines_cache.get(key)
+    if cached is not None and cached[0]() is code:
+        return cached[1]
+    lines = _scan_lines(code)
+
+    def forget(ref: weakref.ref[CodeType]) -> None:
+        entry = _lines_cache.get(key)
+        if entry is not None and entry[0] is ref:
+            del _lines_cache[key]
+
+    _lines_cache[key] = (weakref.ref(code, forget), lines)
+    return lines
+
+
+def _scan_lines(code: CodeType) -> frozenset[int]:
+    """``code_lines`` without the cache."""
     raw = code.co_code
     lines: set[int] = set()
     from dis import opname
@@ -386,7 +410,7 @@ def code_lines(code: CodeType) -> set[int]:
             if opname[raw[offset]] not in _PREAMBLE_OPS:
                 lines.add(line)
                 break
-    return lines
+    return frozenset(lines)
 
 
 def resolve_line(

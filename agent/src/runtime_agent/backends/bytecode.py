@@ -991,6 +991,8 @@ class BytecodeBackend(Backend):
             raise
 
     def apply(self, changes: Sequence[Change]) -> list[BackendError | None]:
+        if len(changes) < 2:
+            return super().apply(changes)  # nothing to share: set_lines, set_function
         errors: list[BackendError | None] = [None] * len(changes)
         # (change index, node, its lines and function slot before the batch)
         staged: list[tuple[int, _Node, dict[int, _LineSlot], _FuncSlot | None]] = []
