@@ -73,9 +73,7 @@ def one_round(
     """Place a counter on every line, check they fire, remove them; (place s, remove s)."""
     originals: dict[str, CodeType] = {f.__name__: f.__code__ for f in functions_of(module)}
     expected = run_all(module)
-    batch: Callable[[], AbstractContextManager[object]] = (
-        engine.batch if batched else nullcontext
-    )
+    batch: Callable[[], AbstractContextManager[object]] = engine.batch if batched else nullcontext
     where = module.__name__
     started = time.perf_counter()
     with batch():
@@ -94,9 +92,9 @@ def one_round(
         for action_id in ids:
             engine.remove(action_id)
     removed = time.perf_counter() - started
-    changed = [n for n, f in ((f.__name__, f) for f in functions_of(module)) if f.__code__ is not originals[n]]
+    changed = [f.__name__ for f in functions_of(module) if f.__code__ is not originals[f.__name__]]
     if changed:
-        raise SystemExit(f"{len(changed)} functions do not run their original code, e.g. {changed[:3]}")
+        raise SystemExit(f"{len(changed)} functions do not run their original code: {changed[:3]}")
     return placed, removed
 
 

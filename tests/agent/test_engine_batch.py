@@ -11,8 +11,8 @@ from types import CodeType, ModuleType
 from typing import Any
 
 import pytest
-from conftest import DEFAULT_CORE
 
+from conftest import DEFAULT_CORE
 from runtime_agent import Engine, locate
 from runtime_agent.backends.base import BackendError
 from runtime_agent.channel import Channel
