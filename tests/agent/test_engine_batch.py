@@ -250,3 +250,24 @@ def test_the_channel_applies_the_hubs_set_as_one_batch(engine, target, monkeypat
     channel._reconcile([])
     assert applied == [6]
     assert engine.actions() == []
+
+
+def test_durations_and_lines_in_one_batch(engine, target):
+    where = target.__name__
+    originals = codes(target)
+    with engine.batch():
+        timed = engine.add_duration(f"{where}:f1").id
+        counted = engine.add_counter(f"{where}:{line(1, 3)}").id
+        other = engine.add_counter(f"{where}:{line(0, 1)}").id
+    assert run(target) == [8, 9, 10]
+    assert run(target) == [8, 9, 10]
+    assert engine.status(timed).hits == 2
+    assert engine.status(counted).hits == 6
+    assert engine.status(other).hits == 2
+    with engine.batch():
+        engine.remove(timed)  # the lines stay; only the function hooks go
+        engine.remove(other)
+    run(target)
+    assert engine.status(counted).hits == 9
+    engine.remove(counted)
+    assert all(now is orig for now, orig in zip(codes(target), originals, strict=True))
