@@ -294,6 +294,12 @@ def live_code(filename: str, canonical: Canonical) -> list[tuple[CodePath, str]]
     back to the original, so repeated placements see the same objects.
     """
     index = _roots_by_file(canonical)
+    # The same index gives the same walk: a burst of placements in one file
+    # walks its code once. Per backend (``canonical``'s owner), as it maps copies.
+    key = (filename, id(getattr(canonical, "__self__", canonical)))
+    walked = _walks.get(key)
+    if walked is not None and walked[0] is index:
+        return list(walked[1])
     entries = index.get(filename)
     if entries is None:
         # The module's __file__ and its code's co_filename usually agree; when
@@ -317,6 +323,7 @@ def live_code(filename: str, canonical: Canonical) -> list[tuple[CodePath, str]]
             # code-rewriting backend needs to rebuild them.
             if known is None or len(path.parents) > len(known[0].parents):
                 found[id(path.code)] = (path, name)
+    _walks[key] = (index, list(found.values()))
     return list(found.values())
 
 
@@ -325,6 +332,8 @@ def live_code(filename: str, canonical: Canonical) -> list[tuple[CodePath, str]]
 #: set of loaded modules changes, and after INDEX_SECONDS in any case.
 INDEX_SECONDS = 1.0
 _index: tuple[float, int, dict[str, list[tuple[CodeType, str]]]] | None = None
+#: (filename, id of the backend) -> (the index it was walked from, live_code's answer).
+_walks: dict[tuple[str, int], tuple[object, list[tuple[CodePath, str]]]] = {}
 
 
 def _roots_by_file(canonical: Canonical) -> dict[str, list[tuple[CodeType, str]]]:
@@ -342,6 +351,7 @@ def _roots_by_file(canonical: Canonical) -> dict[str, list[tuple[CodeType, str]]
             qualname = _function_qualname(obj, code)
         by_file.setdefault(code.co_filename, []).append((code, qualname))
     _index = (now, len(sys.modules), by_file)
+    _walks.clear()
     return by_file
 
 
@@ -349,6 +359,7 @@ def forget_index() -> None:
     """Drop the cached index (after a module was imported, for example)."""
     global _index
     _index = None
+    _walks.clear()
 
 
 def _function_qualname(func: FunctionType, code: CodeType) -> str:
