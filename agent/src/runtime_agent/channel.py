@@ -235,9 +235,15 @@ class Channel:
     # -- actions ---------------------------------------------------------------
 
     def _reconcile(self, wanted: list[Any]) -> None:
+        """Bring the engine's actions in line with the hub's set, as one batch:
+        the code changes once per code object however many actions moved."""
         desired = {
             a["id"]: a for a in wanted if isinstance(a, dict) and isinstance(a.get("id"), str)
         }
+        with self.engine.batch():
+            self._reconcile_in_batch(desired)
+
+    def _reconcile_in_batch(self, desired: dict[str, dict[str, Any]]) -> None:
         for action_id in list(self._placed):
             if action_id not in desired:
                 self._placed.pop(action_id, None)

@@ -9,6 +9,12 @@ enforces the CPU budget and ships metric aggregates.
 Hooks never take the engine lock: an action that finishes on a host thread
 only queues itself for retirement, and the next API call or housekeeping tick
 removes it from the code.
+
+Placement reaches the backend per code object (a *site*): every change to a
+site's actions ends in one ``Backend.apply`` of what is live there. Inside
+``Engine.batch()`` those applications wait for the end of the batch, so a
+burst of placements or removals costs one change per code object (for the
+bytecode core one rebuild per code object and one heap scan in all).
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ import secrets
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from types import CodeType, FrameType, ModuleType
 from typing import Any
 
@@ -32,7 +39,7 @@ from runtime_agent.actions import (
     MetricAction,
     SnapshotAction,
 )
-from runtime_agent.backends import Backend, BackendError, CodePath, choose_backend
+from runtime_agent.backends import Backend, BackendError, Change, CodePath, choose_backend
 from runtime_agent.budget import CpuBudget, check_fraction, fraction_from_env
 from runtime_agent.errors import (
     ActionNotFound,
@@ -110,6 +117,11 @@ class Engine:
         self._sites: dict[int, _Site] = {}
         self._placed: dict[str, list[int]] = {}
         self._retired: deque[Action] = deque()
+        # Inside batch(): how deep, the sites whose backend change waits for
+        # its end, and the actions activated meanwhile (to blame for a refusal).
+        self._batch_depth = 0
+        self._dirty: dict[int, _Site] = {}
+        self._fresh: list[Action] = []
         self._cpu_seen: dict[str, float] = {}
         self._host = Host(
             self._outbox.put,
@@ -304,11 +316,33 @@ class Engine:
 
     def remove_all(self) -> int:
         """Remove every action; returns how many there were."""
-        with self._lock:
+        with self.batch():
             ids = list(self._actions)
             for action_id in ids:
                 self.remove(action_id)
             return len(ids)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Apply the placements and removals made inside to the code at once, at the end.
+
+        ``with engine.batch(): ...`` any ``add_*``, ``remove`` and ``resume``
+        calls: each validates, resolves and raises as usual, but the code is
+        changed once per code object when the outermost batch ends (on the
+        bytecode core one rebuild per code object and one heap scan, instead
+        of one of each per action). Inside, a new action reads ``installed``
+        before its hooks are in; one the core then refuses ends in ``error``,
+        as it would alone, and the others stay in. Holds the engine lock
+        until the end: other threads' calls wait for the batch.
+        """
+        with self._lock:
+            self._batch_depth += 1
+            try:
+                yield
+            finally:
+                self._batch_depth -= 1
+                if not self._batch_depth:
+                    self._apply_dirty()
 
     def drain(self) -> list[dict[str, Any]]:
         """Events since the last call, oldest first: plain JSON-serialisable dicts.
@@ -466,13 +500,18 @@ class Engine:
     def _activate(self, action: Action, note: str) -> None:
         action.cpu_ceiling = action.cpu + max(self._budget.room(), 0.0)
         action.set_state(state.INSTALLED, note)
+        if self._batch_depth:
+            self._fresh.append(action)
         try:
             self._rearm(action)
         except BackendError as exc:
-            # The core refused this code object (a 3.10 function nested 20
-            # blocks deep, say): the action fails, the code stays as it was.
-            action.set_state(state.ERROR, f"cannot instrument here: {exc}")
-            self._uninstall(action)
+            self._refused(action, exc)
+
+    def _refused(self, action: Action, exc: BackendError) -> None:
+        # The core refused a code object of this action (a 3.10 function
+        # nested 20 blocks deep, say): the action fails, the code stays as it was.
+        action.set_state(state.ERROR, f"cannot instrument here: {exc}")
+        self._uninstall(action)
 
     def _check_blocklist(
         self, spec: locate.LocationSpec, module: str | None, filename: str
@@ -480,19 +519,75 @@ class Engine:
         self.blocklist.check(spec.text, filename, module)
 
     def _apply(self, site: _Site) -> None:
-        """Tell the backend what is live on this code object now."""
-        lines = {
-            line: _line_callback(acts)
-            for line, acts in site.lines.items()
-            if any(a.live for a in acts)
-        }
-        self._backend.set_lines(site.path, lines)
-        live = [a for a in site.func if a.live]
-        if live or site.func_armed:
-            self._backend.set_function(site.path, _function_callbacks(live) if live else None)
-            site.func_armed = bool(live)
-        if not site.lines and not site.func:
-            self._sites.pop(id(site.path.code), None)
+        """Tell the backend what is live on this code object now (in a batch: at its end).
+
+        Raises BackendError when the core refuses it (not in a batch).
+        """
+        if self._batch_depth:
+            self._dirty[id(site.path.code)] = site
+            return
+        error = self._apply_sites([site])[0]
+        if error is not None:
+            raise error
+
+    def _apply_sites(self, sites: list[_Site]) -> list[BackendError | None]:
+        """One backend change per site, all at once; per site None or the core's refusal."""
+        changes = []
+        for site in sites:
+            lines = {
+                line: _line_callback(acts)
+                for line, acts in site.lines.items()
+                if any(a.live for a in acts)
+            }
+            live = [a for a in site.func if a.live]
+            changes.append(
+                Change(
+                    site.path,
+                    lines,
+                    set_function=bool(live) or site.func_armed,
+                    function=_function_callbacks(live) if live else None,
+                )
+            )
+        errors = self._backend.apply(changes)
+        for site, change, error in zip(sites, changes, errors, strict=True):
+            if error is None and change.set_function:
+                site.func_armed = change.function is not None
+            if not site.lines and not site.func:
+                self._sites.pop(id(site.path.code), None)
+        return errors
+
+    def _apply_dirty(self) -> None:
+        """End of a batch: apply every site it changed; a site the core refuses
+        is settled one new action at a time, as if they had come alone."""
+        sites, fresh = list(self._dirty.values()), self._fresh
+        self._dirty, self._fresh = {}, []
+        if not sites:
+            return
+        errors = self._apply_sites(sites)
+        for site, error in zip(sites, errors, strict=True):
+            if error is not None:
+                self._settle(site, fresh)
+
+    def _settle(self, site: _Site, fresh: list[Action]) -> None:
+        """Add the batch's new actions on a site the core refused one by one,
+        so only those it refuses alone fail."""
+        on_site = {id(a) for acts in site.lines.values() for a in acts}
+        on_site.update(id(a) for a in site.func)
+        newcomers = [a for a in fresh if a.live and id(a) in on_site]
+        for action in newcomers:
+            action.live = False  # not in the code yet: left out of the site's change
+        try:
+            self._apply(site)  # what the site had, with the batch's removals
+        except BackendError:
+            pass
+        for action in newcomers:
+            if action.state != state.INSTALLED:
+                continue
+            action.live = True
+            try:
+                self._apply(site)
+            except BackendError as exc:
+                self._refused(action, exc)
 
     def _uninstall(self, action: Action) -> None:
         for key in self._placed.pop(action.id, ()):
@@ -550,7 +645,7 @@ class Engine:
             name = introspect.scan_for(introspect.module_dict(module), "__name__")
         if type(name) is not str:
             name = "its module"
-        with self._lock:
+        with self.batch():
             for action in list(self._actions.values()):
                 spec = self._specs.get(action.id)
                 if action.state != state.PENDING or spec is None:
@@ -589,10 +684,7 @@ class Engine:
             self._housekeep_locked(now, flush=now - self._last_flush >= self.metrics_interval)
 
     def _housekeep_locked(self, now: float, *, flush: bool) -> None:
-        while self._retired:
-            action = self._retired.popleft()
-            self._uninstall(action)
-            action.flush()
+        self._retire()
         costs: dict[str, float] = {}
         for action in list(self._actions.values()):
             if action.state in (state.INSTALLED, state.PAUSED, state.PENDING) and (
@@ -602,15 +694,22 @@ class Engine:
             cpu = action.cpu
             costs[action.id] = cpu - self._cpu_seen.get(action.id, 0.0)
             self._cpu_seen[action.id] = cpu
-        while self._retired:
-            action = self._retired.popleft()
-            self._uninstall(action)
-            action.flush()
+        self._retire()
         self._budget.add(now, costs)
         self._enforce_budget()
         if flush:
             self._last_flush = now
             for action in list(self._actions.values()):
+                action.flush()
+
+    def _retire(self) -> None:
+        """Take the actions that ended (hits, expiry) out of the code, in one batch."""
+        if not self._retired:
+            return
+        with self.batch():
+            while self._retired:
+                action = self._retired.popleft()
+                self._uninstall(action)
                 action.flush()
 
     def _enforce_budget(self) -> None:
@@ -646,6 +745,12 @@ class Engine:
         self._pid = os.getpid()
         # Locks may have been held by threads that do not exist in the child.
         self._lock = threading.RLock()
+        # A batch another thread had open is gone with it: apply what it changed.
+        self._batch_depth = 0
+        try:
+            self._apply_dirty()
+        except Exception:
+            pass
         self._outbox.clear()
         self.instance_id = secrets.token_hex(6)
         self._thread = None

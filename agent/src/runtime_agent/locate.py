@@ -24,6 +24,7 @@ import gc
 import os
 import re
 import sys
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import CodeType, FrameType, FunctionType, ModuleType
@@ -292,6 +293,12 @@ def live_code(filename: str, canonical: Canonical) -> list[tuple[CodePath, str]]
     back to the original, so repeated placements see the same objects.
     """
     index = _roots_by_file(canonical)
+    # The same index gives the same walk: a burst of placements in one file
+    # walks its code once. Per backend (``canonical``'s owner), as it maps copies.
+    key = (filename, id(getattr(canonical, "__self__", canonical)))
+    walked = _walks.get(key)
+    if walked is not None and walked[0] is index:
+        return list(walked[1])
     entries = index.get(filename)
     if entries is None:
         # The module's __file__ and its code's co_filename usually agree; when
@@ -315,6 +322,7 @@ def live_code(filename: str, canonical: Canonical) -> list[tuple[CodePath, str]]
             # code-rewriting backend needs to rebuild them.
             if known is None or len(path.parents) > len(known[0].parents):
                 found[id(path.code)] = (path, name)
+    _walks[key] = (index, list(found.values()))
     return list(found.values())
 
 
@@ -323,6 +331,8 @@ def live_code(filename: str, canonical: Canonical) -> list[tuple[CodePath, str]]
 #: set of loaded modules changes, and after INDEX_SECONDS in any case.
 INDEX_SECONDS = 1.0
 _index: tuple[float, int, dict[str, list[tuple[CodeType, str]]]] | None = None
+#: (filename, id of the backend) -> (the index it was walked from, live_code's answer).
+_walks: dict[tuple[str, int], tuple[object, list[tuple[CodePath, str]]]] = {}
 
 
 def _roots_by_file(canonical: Canonical) -> dict[str, list[tuple[CodeType, str]]]:
@@ -340,6 +350,7 @@ def _roots_by_file(canonical: Canonical) -> dict[str, list[tuple[CodeType, str]]
             qualname = _function_qualname(obj, code)
         by_file.setdefault(code.co_filename, []).append((code, qualname))
     _index = (now, len(sys.modules), by_file)
+    _walks.clear()
     return by_file
 
 
@@ -347,6 +358,7 @@ def forget_index() -> None:
     """Drop the cached index (after a module was imported, for example)."""
     global _index
     _index = None
+    _walks.clear()
 
 
 def _function_qualname(func: FunctionType, code: CodeType) -> str:
@@ -372,8 +384,31 @@ def _walk(
             yield from _walk(child, (*parents, code), child_name, canonical)
 
 
-def code_lines(code: CodeType) -> set[int]:
+#: id(code) -> (weak reference to it, its lines): a burst of placements in one
+#: file asks about the same code objects once per action. Weak, and checked on
+#: use, so an id reused by a new code object never answers with old lines.
+_lines_cache: dict[int, tuple[weakref.ref[CodeType], frozenset[int]]] = {}
+
+
+def code_lines(code: CodeType) -> frozenset[int]:
     """Lines where ``code`` runs program instructions (not just frame set-up)."""
+    key = id(code)
+    cached = _lines_cache.get(key)
+    if cached is not None and cached[0]() is code:
+        return cached[1]
+    lines = _scan_lines(code)
+
+    def forget(ref: weakref.ref[CodeType]) -> None:
+        entry = _lines_cache.get(key)
+        if entry is not None and entry[0] is ref:
+            del _lines_cache[key]
+
+    _lines_cache[key] = (weakref.ref(code, forget), lines)
+    return lines
+
+
+def _scan_lines(code: CodeType) -> frozenset[int]:
+    """``code_lines`` without the cache."""
     raw = code.co_code
     lines: set[int] = set()
     from dis import opname
@@ -385,7 +420,7 @@ def code_lines(code: CodeType) -> set[int]:
             if opname[raw[offset]] not in _PREAMBLE_OPS:
                 lines.add(line)
                 break
-    return lines
+    return frozenset(lines)
 
 
 def resolve_line(

@@ -11,13 +11,13 @@ import os
 import sys
 from collections.abc import Mapping
 
-from runtime_agent.backends.base import Backend, BackendError, CodePath
+from runtime_agent.backends.base import Backend, BackendError, Change, CodePath
 from runtime_agent.errors import CoreUnavailable
 
 CORES = ("monitoring", "bytecode", "settrace")
 ENV_VAR = "RUNTIME_AGENT_CORE"
 
-__all__ = ["CORES", "Backend", "BackendError", "CodePath", "choose_backend"]
+__all__ = ["CORES", "Backend", "BackendError", "Change", "CodePath", "choose_backend"]
 
 
 def _default_core() -> str:

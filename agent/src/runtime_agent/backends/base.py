@@ -9,7 +9,7 @@ the interpreter call them. Each mechanism lives in its own module
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any
@@ -48,6 +48,21 @@ class CodePath:
 
     code: CodeType
     parents: tuple[CodeType, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Change:
+    """What one code object carries after a batch (see ``Backend.apply``).
+
+    ``lines`` replaces its line callbacks as ``set_lines`` would (empty
+    removes them all). Its function callbacks change only when
+    ``set_function`` is True: to ``function``, or off when that is None.
+    """
+
+    path: CodePath
+    lines: Mapping[int, LineCallback]
+    set_function: bool = False
+    function: tuple[FrameCallback, FrameCallback] | None = None
 
 
 class BackendError(Exception):
@@ -106,6 +121,28 @@ class Backend(abc.ABC):
         self, path: CodePath, callbacks: tuple[FrameCallback, FrameCallback] | None
     ) -> None:
         """Call ``(on_enter, on_exit)`` around every run of ``path.code``; None removes them."""
+
+    def apply(self, changes: Sequence[Change]) -> list[BackendError | None]:
+        """Make every change, each as ``set_lines`` then (when it says so) ``set_function``.
+
+        At most one change per code object. A change the core refuses is left
+        out (that code object keeps what it had) without stopping the others:
+        the result holds, per change, None or the BackendError that refused
+        it. This loops; a core whose changes cost more than their sum (the
+        bytecode core rebuilds code and scans the heap) shares that work
+        across the batch.
+        """
+        errors: list[BackendError | None] = []
+        for change in changes:
+            try:
+                self.set_lines(change.path, change.lines)
+                if change.set_function:
+                    self.set_function(change.path, change.function)
+            except BackendError as exc:
+                errors.append(exc)
+            else:
+                errors.append(None)
+        return errors
 
     @abc.abstractmethod
     def close(self) -> None:

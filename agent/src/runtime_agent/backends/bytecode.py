@@ -76,6 +76,12 @@ line, like the compiler's own clean-up code); traceback lines are unaffected.
 These calls are guarded too: when ``on_exit`` cannot be entered, the host's
 own exception, not a RecursionError of ours, leaves the frame.
 
+A batch (``apply``) first sets every node's new lines and function slot,
+then rebuilds each tree that changed shape once and swaps all the new copies
+onto live functions in one heap scan; a tree that cannot be rebuilt gets its
+nodes back as they were and its changes made one at a time, so the core's
+refusal of one keeps none of the others out.
+
 Nested code (closures, lambdas, comprehensions, generator expressions) lives in
 its parents' ``co_consts``: ``CodePath.parents`` tells which parents to rebuild,
 bottom-up, so functions created after installation run the instrumented child;
@@ -110,13 +116,14 @@ import gc
 import itertools
 import sys
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import CodeType, FunctionType
 from typing import Any
 
 from runtime_agent.backends.base import (
     Backend,
     BackendError,
+    Change,
     CodePath,
     FrameCallback,
     LineCallback,
@@ -982,6 +989,82 @@ class BytecodeBackend(Backend):
             node.func = None
             self._prune()
             raise
+
+    def apply(self, changes: Sequence[Change]) -> list[BackendError | None]:
+        if len(changes) < 2:
+            return super().apply(changes)  # nothing to share: set_lines, set_function
+        errors: list[BackendError | None] = [None] * len(changes)
+        # (change index, node, its lines and function slot before the batch)
+        staged: list[tuple[int, _Node, dict[int, _LineSlot], _FuncSlot | None]] = []
+        trees: dict[int, tuple[_Node, list[int]]] = {}  # id(root original) -> root, staged
+        for index, change in enumerate(changes):
+            node = self._nodes.get(id(self.canonical(change.path.code)))
+            if node is None:
+                if not change.lines and change.function is None:
+                    continue
+                try:
+                    node = self._node_for(change.path)
+                except BackendError as exc:
+                    errors[index] = exc
+                    continue
+            old_lines, old_func = node.lines, node.func
+            # Kept lines keep their slot; new lines get one in the new copy.
+            node.lines = {line: old_lines.get(line) or _LineSlot() for line in change.lines}
+            if change.set_function:
+                if change.function is None:
+                    node.func = None
+                elif node.func is None:
+                    node.func = _FuncSlot()
+            staged.append((index, node, old_lines, old_func))
+            if node.lines.keys() != old_lines.keys() or (node.func is None) != (old_func is None):
+                root = self._root(node)
+                trees.setdefault(id(root.original), (root, []))[1].append(len(staged) - 1)
+        built: list[tuple[_Node, CodeType]] = []
+        retry: set[int] = set()  # positions in staged made again one at a time
+        for root, members in trees.values():
+            tree: list[tuple[_Node, CodeType]] = []
+            try:
+                self._build(root, tree, set())
+            except Exception:
+                for position in reversed(members):
+                    _, node, old_lines, old_func = staged[position]
+                    node.lines, node.func = old_lines, old_func
+                retry.update(members)
+                continue
+            built.extend(tree)
+        changed: dict[int, CodeType] = {}
+        for node, new in built:
+            if new is not node.installed:
+                changed[id(node.original)] = new
+                node.installed = new
+                if new is not node.original:
+                    self._remember(new, node.original)
+        _swap(changed, self.canonical)  # one heap scan for the whole batch
+        for position, (index, node, old_lines, old_func) in enumerate(staged):
+            if position in retry:
+                continue
+            change = changes[index]
+            for line, slot in old_lines.items():
+                if line not in change.lines:
+                    slot.set(None)  # quiet in frames still running an older copy
+            for line, callback in change.lines.items():
+                node.lines[line].set(callback)
+            if change.set_function:
+                if node.func is not None:
+                    node.func.set(change.function)
+                elif old_func is not None:
+                    old_func.set(None)
+        for position in sorted(retry):
+            index = staged[position][0]
+            change = changes[index]
+            try:
+                self.set_lines(change.path, change.lines)
+                if change.set_function:
+                    self.set_function(change.path, change.function)
+            except BackendError as exc:
+                errors[index] = exc
+        self._prune()
+        return errors
 
     def close(self) -> None:
         nodes = list(self._nodes.values())
