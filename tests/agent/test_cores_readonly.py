@@ -49,8 +49,31 @@ def plain_reader(k: int) -> int:
     return doubled
 
 
+def reads_its_own_locals(n: int) -> tuple[int, int]:
+    a = n + 1  # the action's line
+    "a" in sys._getframe().f_locals  # the host reads its locals and keeps nothing
+    b = a * 2
+    return a, b
+
+
 READ_LINE = f"{HERE}:{make_counter.__code__.co_firstlineno + 9}"
 PLAIN_LINE = f"{HERE}:{plain_reader.__code__.co_firstlineno + 1}"
+
+
+def snapshotted_callee(x: int) -> int:
+    return x * 2  # the snapshot's line: it captures the caller's locals too
+
+
+def traced_caller(n: int) -> int:
+    a = n + 1
+    b = snapshotted_callee(a)
+    c = a + b  # a counter here: the caller is traced as well
+    return c
+
+
+CALLEE_LINE = f"{HERE}:{snapshotted_callee.__code__.co_firstlineno + 1}"
+CALLER_LINE = f"{HERE}:{traced_caller.__code__.co_firstlineno + 3}"
+OWN_READ_LINE = f"{HERE}:{reads_its_own_locals.__code__.co_firstlineno + 1}"
 #: The settrace core writes locals back before 3.13 (always on 3.10).
 SETTRACE_WRITES_BACK = sys.version_info < (3, 13)
 
@@ -100,6 +123,44 @@ def test_closure_counter_stays_exact_or_the_action_is_refused(any_engine, kind):
     race(read, increment)
     assert total() == INCREMENTS
     assert any_engine.status(status.id).hits > 0  # the action really ran meanwhile
+
+
+@pytest.mark.parametrize("kind", ["log", "snapshot", "metric", "counter_if"])
+def test_a_host_reading_its_own_locals_after_a_hit_keeps_them(any_engine, kind):
+    # Before, the settrace core emptied the dict it had read at the frame's
+    # next trace event; the host's own f_locals read in between made CPython
+    # write that empty dict back: every local unbound (UnboundLocalError on
+    # 3.11, None on 3.12).
+    place = {
+        "log": lambda: any_engine.add_log(OWN_READ_LINE, "n={n}"),
+        "snapshot": lambda: any_engine.add_snapshot(OWN_READ_LINE, max_hits=10),
+        "metric": lambda: any_engine.add_metric(OWN_READ_LINE, "n"),
+        "counter_if": lambda: any_engine.add_counter(OWN_READ_LINE, condition="n >= 0"),
+    }
+    if any_engine.core == "settrace" and sys.version_info < (3, 11):
+        with pytest.raises(CoreRefused):
+            place[kind]()
+        return
+    placed = place[kind]()
+    assert [reads_its_own_locals(n) for n in range(3)] == [(1, 2), (2, 4), (3, 6)]
+    assert any_engine.status(placed.id).hits == 3
+
+
+def test_a_snapshot_leaves_a_traced_callers_locals_bound(any_engine):
+    # A caller frame's dict handed back (emptied) by a snapshot would be
+    # written back by the settrace core's trampoline at the caller's own
+    # next trace event, unbinding its locals.
+    if any_engine.core == "settrace" and sys.version_info < (3, 11):
+        with pytest.raises(CoreRefused):
+            any_engine.add_snapshot(CALLEE_LINE)
+        return
+    snapshot = any_engine.add_snapshot(CALLEE_LINE, max_hits=10)
+    counter = any_engine.add_counter(CALLER_LINE)
+    assert [traced_caller(n) for n in range(3)] == [3, 6, 9]
+    assert any_engine.status(snapshot.id).hits == 3
+    assert any_engine.status(counter.id).hits == 3
+    frames = next(e for e in any_engine.drain() if e["type"] == "snapshot")["frames"]
+    assert frames[1]["function"] == "traced_caller" and "locals" in frames[1]
 
 
 def test_settrace_on_plain_code_leaves_other_closures_exact():

@@ -62,7 +62,7 @@ def test_the_frame_layout_check_passed() -> None:
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 @pytest.mark.parametrize("kind", sorted(PLACE))
 def test_a_kept_locals_dict_is_unchanged_by_an_action(
-    engine: Engine, kind: str, shape: str
+    engine: Engine, kind: str, shape: str, settrace_locals_gap: None
 ) -> None:
     function, line = SHAPES[shape]
     placed = PLACE[kind](engine, at(line))
@@ -77,7 +77,7 @@ def test_a_kept_locals_dict_is_unchanged_by_an_action(
 
 @pytest.mark.parametrize("watch", [[], ["x"]])
 def test_a_snapshot_leaves_a_callers_kept_locals_unchanged(
-    engine: Engine, watch: list[str]
+    engine: Engine, watch: list[str], settrace_locals_gap: None
 ) -> None:
     placed = engine.add_snapshot(at("inner_action"), watch=watch, max_hits=5)
     kept, before = keeper.calls_with_kept_locals(4)

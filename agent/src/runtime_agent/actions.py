@@ -447,7 +447,9 @@ class SnapshotAction(Action):
             self.host.redactor,
             self.host.locals_hazard,
             self.host.blocklist,
-            framelocals.CACHED,
+            # Not on the settrace core: a caller that is traced too would get
+            # the emptied dict written back at its next trace event.
+            self.host.release_locals is not None,
         )
         event["action"] = self.id
         self.host.emit((self, event))

@@ -102,11 +102,13 @@ class Backend(abc.ABC):
 
     #: Hands back the locals dict a callback read from the frame that fired:
     #: ``framelocals.release``, which empties it at once when only the frame
-    #: holds it. A core whose callbacks run where the interpreter writes that
-    #: dict back into the frame afterwards defers it. Called directly by the
+    #: holds it. None for a core whose callbacks run where the interpreter
+    #: writes that dict back into the frame afterwards. Called directly by the
     #: action (no wrapper: ``release`` counts the references to the dict), with
     #: what ``framelocals.keep`` copied before the read.
-    release_locals: Callable[[FrameType, Any, Any], None] = staticmethod(framelocals.release)
+    release_locals: Callable[[FrameType, Any, Any], None] | None = staticmethod(
+        framelocals.release
+    )
 
     @abc.abstractmethod
     def set_lines(self, path: CodePath, callbacks: Mapping[int, LineCallback]) -> None:

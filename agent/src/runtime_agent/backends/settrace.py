@@ -54,7 +54,6 @@ from collections.abc import Mapping
 from types import CodeType, FrameType
 from typing import Any
 
-from runtime_agent import framelocals
 from runtime_agent.backends.base import Backend, CodePath, FrameCallback, LineCallback
 
 _YIELD_OPS = frozenset(
@@ -96,23 +95,16 @@ class SettraceBackend(Backend):
         # their next "call" is a resumption, their last "return" a yield.
         self._suspended: set[int] = set()
         self._last_line: dict[int, int] = {}
-        # Locals dicts read in a callback (and what framelocals.keep copied
-        # of them), by frame id, handed back at the frame's next event (see
-        # release_locals).
-        self._read: dict[int, tuple[dict[str, Any], framelocals.Kept | None]] = {}
 
-    def release_locals(
-        self, frame: FrameType, mapping: Any, kept: framelocals.Kept | None = None
-    ) -> None:
-        # Inside our callback CPython is about to write the dict back with
-        # PyFrame_LocalsToFast(frame, 1): emptied now, it would unbind every
-        # local. At the frame's next event the write-back is done and the
-        # trampoline leaves the dict alone until someone reads it again.
-        if not _WRITES_BACK_READ or type(mapping) is not dict:
-            return
-        if _len(self._read) >= _MAX_FRAMES:
-            self._read.clear()
-        self._read[_id(frame)] = (mapping, kept)
+    #: Never hands a locals dict back. Inside a callback CPython is about to
+    #: write the dict into the frame (``PyFrame_LocalsToFast(frame, 1)``), so
+    #: emptying it would unbind every local and restoring an older copy would
+    #: rebind them to stale values; and at any later trace event the same
+    #: write-back follows whenever the host itself read ``f_locals`` in
+    #: between. So on this core the frame's dict keeps what it last held
+    #: (until the frame ends or is read again), and a dict the host keeps from
+    #: ``locals()`` sees the names bound since: the price of the fallback core.
+    release_locals = None
 
     def refusal(self, code: CodeType) -> str | None:
         if _WRITES_BACK_ALWAYS:
@@ -160,13 +152,6 @@ class SettraceBackend(Backend):
     def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
         try:
             key = _id(frame)
-            if self._read:
-                read = self._read.pop(key, None)
-                if read is not None:
-                    mapping, kept = read
-                    del read  # release counts the references to the dict: ours is `mapping`
-                    framelocals.release(frame, mapping, kept)
-                    del mapping, kept
             if event == "line":
                 lines = self._lines.get(_id(frame.f_code))
                 if lines is not None:
