@@ -106,9 +106,7 @@ class Backend(abc.ABC):
     #: writes that dict back into the frame afterwards. Called directly by the
     #: action (no wrapper: ``release`` counts the references to the dict), with
     #: what ``framelocals.keep`` copied before the read.
-    release_locals: Callable[[FrameType, Any, Any], None] | None = staticmethod(
-        framelocals.release
-    )
+    release_locals: Callable[[FrameType, Any, Any], None] | None = staticmethod(framelocals.release)
 
     @abc.abstractmethod
     def set_lines(self, path: CodePath, callbacks: Mapping[int, LineCallback]) -> None:
