@@ -20,6 +20,7 @@ import collections.abc
 import decimal
 import enum
 import importlib.util
+import subprocess
 import sys
 import threading
 import types
@@ -879,6 +880,50 @@ def test_decimal_and_fraction_with_trusted_metaclasses_still_work() -> None:
     assert run("f + e", local) == Fraction(5, 2)
     assert run("d > e and e < f", local) is True
     assert run("sorted([f, n, d])", local) == [Fraction(3, 2), Decimal("1.5"), 3]
+
+
+HOOKED_RATIONAL = """
+import numbers
+from decimal import Decimal
+from fractions import Fraction
+from runtime_agent.sandbox import EvaluationFailure, compile_expression
+
+def run(source, local):
+    try:
+        return compile_expression(source, use="value").evaluate(local, {})
+    except EvaluationFailure as exc:
+        return exc
+
+assert run("f + 1 == d + 1", {"d": Decimal(1), "f": Fraction(1)}) is True
+ran = []
+
+class HookedRational(numbers.Rational):
+    @classmethod
+    def __subclasshook__(cls, other):
+        ran.append(other)
+        return NotImplemented
+
+class Fresh:
+    pass
+
+for source in ("f == x", "d == x", "f + 1", "d < 2"):
+    result = run(source, {"d": Decimal(1), "f": Fraction(1, 3), "x": Fresh()})
+    assert isinstance(result, EvaluationFailure), source
+    assert "__subclasshook__" in str(result), result
+assert ran == [], ran
+print("ok")
+"""
+
+
+def test_decimal_and_fraction_refused_while_a_numbers_abc_has_an_application_hook() -> None:
+    # ABCMeta's check of a type it has not cached asks every class under
+    # numbers.Number; one defining __subclasshook__ would run for new types.
+    # In its own process: the class stays under numbers.Number for good.
+    out = subprocess.run(
+        [sys.executable, "-c", HOOKED_RATIONAL], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"
 
 
 # -- generated object graphs -----------------------------------------------------------------

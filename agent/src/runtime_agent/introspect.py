@@ -48,6 +48,7 @@ anything but an exact builtin, so no ``__len__``, ``__iter__``,
 
 from __future__ import annotations
 
+import abc
 import collections
 import sys
 import types
@@ -59,6 +60,7 @@ __all__ = [
     "MISSING",
     "UNREADABLE",
     "Shape",
+    "abc_checks_run_code",
     "clean_namespace",
     "defining_class",
     "elements",
@@ -207,6 +209,54 @@ def defining_class(tp: type, name: str) -> type | None:
         if not clean_namespace(klass) or name in type_dict(klass):
             return klass
     return None
+
+
+# -- abstract base classes --------------------------------------------------------
+
+_SUBCLASSES: Final = type.__dict__["__subclasses__"]
+_ABC_DUMP: Final = getattr(sys.modules.get("_abc"), "_get_dump", None)
+_ABC_META: Final = abc.ABCMeta
+#: More classes than this under one ABC: treated as running code (a bound on the walk).
+_ABC_WALK_LIMIT: Final = 2000
+
+
+def abc_checks_run_code(root: type) -> bool:
+    """Whether an ``isinstance``/``issubclass`` check against ``root`` (an ABC)
+    or a class under it could run application code.
+
+    ``ABCMeta``'s check of a type it has not cached asks every class under the
+    ABC, by subclassing or registration: its ``__subclasshook__``, and the
+    ``__subclasscheck__`` of its metaclass. So an application class anywhere
+    under ``numbers.Number`` that defines ``__subclasshook__`` (or whose
+    metaclass is neither ``type`` nor exactly ``ABCMeta``) runs whenever the
+    native code of ``Fraction`` or ``Decimal`` checks a new type. Read through
+    type slots and ``_abc``'s registry dump, without calling anything of theirs.
+    """
+    if _ABC_DUMP is None:  # the pure-Python abc: its registries are not readable safely
+        return True
+    stack: list[type] = [root]
+    seen: dict[int, type] = {}
+    while stack:
+        klass = stack.pop()
+        if id(klass) in seen:
+            continue
+        seen[id(klass)] = klass
+        if len(seen) > _ABC_WALK_LIMIT:
+            return True
+        meta = type(klass)
+        if meta is type:
+            continue  # type.__subclasscheck__ is native and reads only the MRO
+        if meta is not _ABC_META:
+            return True
+        if not clean_namespace(klass) or "__subclasshook__" in type_dict(klass):
+            return True
+        stack.extend(_SUBCLASSES(klass))
+        registry = _ABC_DUMP(klass)[0]
+        for ref in registry:
+            registered = ref()
+            if registered is not None:
+                stack.append(registered)
+    return False
 
 
 # -- frames --------------------------------------------------------------------------

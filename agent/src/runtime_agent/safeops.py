@@ -86,7 +86,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, NoReturn, final
 
 from runtime_agent import cost, introspect
-from runtime_agent.introspect import inherits, is_in, length, static_lookup
+from runtime_agent.introspect import abc_checks_run_code, inherits, is_in, length, static_lookup
 
 # -- exceptions ----------------------------------------------------------------
 
@@ -628,6 +628,12 @@ def guarded(
             f"{where}: not evaluated, a Decimal or Fraction operation would run the hooks of "
             "a class whose metaclass is application code (the numbers ABC check hashes and "
             "compares it); compare plain numbers"
+        )
+    if flags & _CALLS_BACK and abc_checks_run_code(numbers.Number):
+        raise NotEvaluated(
+            f"{where}: not evaluated, a Decimal or Fraction operation checks its operands "
+            "against the numbers ABCs, which would run an application class's "
+            "__subclasshook__ (or metaclass) registered under them; compare plain numbers"
         )
     if flags & F_DECIMAL:
         if B is not None:
