@@ -208,12 +208,16 @@ def test_a_batch_changes_each_code_object_once(engine, target, monkeypatch):
             return set_local_events(tool, code, events)
 
         monkeypatch.setattr(mon, "set_local_events", counting_events)
-        # Off and back on (the re-arm), once per code object.
-        placed = sorted(["f0", "f1", "f2", "inner", "inner", "inner"] * 2)
+        # One setting per code object (the re-arm is off and on in one call run,
+        # made only where lines were already armed), never one per action.
+        placed = sorted(["f0", "f1", "f2", "inner", "inner", "inner"])
     with engine.batch():
         ids = [engine.add_counter(f"{where}:{line(f, o)}").id for f, o in every_line()]
-    got = [*sorted(calls[:-1]), calls[-1]] if engine.core == "bytecode" else sorted(calls)
-    assert got == placed
+    if engine.core == "bytecode":
+        assert [*sorted(calls[:-1]), calls[-1]] == placed
+    else:
+        assert sorted(set(calls)) == sorted(set(placed))
+        assert all(calls.count(name) <= 2 * placed.count(name) for name in set(placed)), calls
     calls.clear()
     with engine.batch():
         for action_id in ids:
