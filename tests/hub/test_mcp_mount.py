@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,38 +55,34 @@ def test_a_failed_build_answers_503_and_the_rest_of_the_hub_works(
         assert client.get("/v1/agents").status_code == 200
 
 
-def test_the_token_is_checked_before_the_mcp_server_is_ready(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    release = threading.Event()
+@pytest.fixture
+def release(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """The MCP server's build waits until the event is set (at the latest on teardown)."""
+    event = threading.Event()
     original = mcp_mount.McpMount._build
 
     def slow(self: mcp_mount.McpMount) -> object:
-        release.wait(30)
+        event.wait(30)
         return original(self)
 
     monkeypatch.setattr(mcp_mount.McpMount, "_build", slow)
-    try:
-        with _client(tmp_path, token="u-secret") as client:
-            answer = client.post("/mcp", json={})
-            assert answer.status_code == 401
-            assert answer.json()["error"] == "unauthorized"
-            release.set()
-    finally:
-        release.set()
+    yield event
+    event.set()
+
+
+def test_the_token_is_checked_before_the_mcp_server_is_ready(
+    tmp_path: Path, release: threading.Event
+) -> None:
+    with _client(tmp_path, token="u-secret") as client:
+        answer = client.post("/mcp", json={})
+        assert answer.status_code == 401
+        assert answer.json()["error"] == "unauthorized"
+        release.set()  # the client's shutdown waits for the build
 
 
 def test_a_request_waits_for_the_build_and_then_reaches_the_sdk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, release: threading.Event
 ) -> None:
-    release = threading.Event()
-    original = mcp_mount.McpMount._build
-
-    def slow(self: mcp_mount.McpMount) -> object:
-        release.wait(30)
-        return original(self)
-
-    monkeypatch.setattr(mcp_mount.McpMount, "_build", slow)
     with _client(tmp_path) as client:
         threading.Timer(0.3, release.set).start()
         answer = client.post(
