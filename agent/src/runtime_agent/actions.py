@@ -80,6 +80,12 @@ class Host:
         #: Hands back the locals dict a hit read from the frame that fired
         #: (``Backend.release_locals``); None from 3.13, where nothing is kept.
         self.release_locals = release_locals
+        #: ``[seconds]``: the hook time any one action may still spend before the
+        #: engine's next tick (the CPU budget's room). One cell for every action,
+        #: set once per tick: a ceiling per action would allocate a float for each
+        #: of thousands of actions on every tick, memory a host measuring its own
+        #: allocations would see.
+        self.cpu_room = [float("inf")]
 
     def mask(
         self, text: str, code: CodeType | None = None, f_locals: Mapping[str, Any] | None = None
@@ -135,9 +141,10 @@ class Action:
         self.dropped = 0
         self._cpu = 0.0
         self._cost_per_hit = 0.0
-        #: Hook seconds (``cpu``) past which a hook switches the action off;
-        #: set by the engine every tick from the room left in the CPU budget.
-        self.cpu_ceiling = float("inf")
+        #: ``cpu`` when the engine last saw it (each tick it changed, and on
+        #: activation): a hook spending more than ``host.cpu_room`` beyond it
+        #: switches the action off.
+        self.cpu_mark = 0.0
         self._hook: Callable[[FrameType], bool] | None = None
         self.file: str | None = None
         self.line: int | None = None
@@ -198,7 +205,11 @@ class Action:
 
     def over_ceiling(self) -> bool:
         """True when a hook switched this installed action off for going past its ceiling."""
-        return self.state == state.INSTALLED and not self.live and self.cpu > self.cpu_ceiling
+        return (
+            self.state == state.INSTALLED
+            and not self.live
+            and self.cpu - self.cpu_mark > self.host.cpu_room[0]
+        )
 
     @property
     def cpu(self) -> float:
@@ -230,6 +241,7 @@ class Action:
         release = self.host.release_locals
         keep = framelocals.keep
         timer = perf  # a cell, cheaper than a global on the hot path
+        room = self.host.cpu_room
         failed = self._failed
         exhausted = f"reached max_hits={limit}"
 
@@ -300,7 +312,7 @@ class Action:
             finally:
                 spent = action._cpu + (timer() - start)
                 action._cpu = spent
-                if spent > action.cpu_ceiling:
+                if spent - action.cpu_mark > room[0]:
                     action.live = False  # off now; paused by the engine's next tick
 
         return timed
@@ -587,7 +599,7 @@ class DurationAction(Action):
 
     def _spent(self, seconds: float) -> None:
         spent = self._cpu = self._cpu + seconds
-        if spent > self.cpu_ceiling:
+        if spent - self.cpu_mark > self.host.cpu_room[0]:
             self.live = False  # off now; paused by the engine's next tick
 
     def flush(self) -> None:

@@ -3,12 +3,19 @@
 Hits are folded into a window that is shipped as one event per interval, not
 one event per hit. Percentiles come from a bounded uniform reservoir sample
 (Algorithm R), so memory stays fixed however hot the line is.
+
+The reservoir is an ``array('d')`` that keeps its slots from one window to the
+next: a sample is written into place, not boxed into a float a list holds, so
+a hot line allocates nothing after its first window (8 KB per metric, against
+~33 KB of boxed floats that a host measuring its own allocations would see
+come and go).
 """
 
 from __future__ import annotations
 
 import random
 import threading
+from array import array
 from typing import Any
 
 RESERVOIR_SIZE = 1024
@@ -26,21 +33,26 @@ class Aggregate:
         self.total = 0.0
         self.minimum = float("inf")
         self.maximum = float("-inf")
-        self.sample: list[float] = []
+        #: The reservoir; its first ``min(count, RESERVOIR_SIZE)`` slots are this window's.
+        self.sample = array("d")
 
     def add(self, value: float) -> None:
         """Fold one sample in; O(1) and bounded."""
         with self._lock:
-            self.count += 1
+            count = self.count = self.count + 1
             self.total += value
             self.minimum = min(self.minimum, value)
             self.maximum = max(self.maximum, value)
-            if len(self.sample) < RESERVOIR_SIZE:
-                self.sample.append(value)
+            sample = self.sample
+            if count <= RESERVOIR_SIZE:
+                if count <= len(sample):
+                    sample[count - 1] = value
+                else:
+                    sample.append(value)
             else:
-                slot = self._random.randrange(self.count)
+                slot = self._random.randrange(count)
                 if slot < RESERVOIR_SIZE:
-                    self.sample[slot] = value
+                    sample[slot] = value
 
     def take(self) -> dict[str, Any] | None:
         """The window's figures, resetting it; None when nothing was added."""
@@ -48,10 +60,10 @@ class Aggregate:
             if not self.count:
                 return None
             count, total = self.count, self.total
-            low, high, sample = self.minimum, self.maximum, sorted(self.sample)
+            low, high = self.minimum, self.maximum
+            sample = sorted(self.sample[: min(count, RESERVOIR_SIZE)])
             self.count, self.total = 0, 0.0
             self.minimum, self.maximum = float("inf"), float("-inf")
-            self.sample = []
         return {
             "count": count,
             "min": low,

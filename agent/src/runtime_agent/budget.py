@@ -30,6 +30,7 @@ DEFAULT_FRACTION = 0.02
 #: At 1.0 the hooks may take a whole core: the most a budget can allow.
 MAX_FRACTION = 1.0
 DEFAULT_WINDOW = 10.0
+_SAMPLES_PER_WINDOW = 50
 ENV_VAR = "RUNTIME_AGENT_CPU_BUDGET"
 
 _LOG = logging.getLogger("runtime_agent.budget")
@@ -107,7 +108,13 @@ class CpuBudget:
                 w = self._actions.get(action_id)
                 if w is None:
                     w = self._actions[action_id] = _Window()
-                w.samples.append((now, seconds))
+                samples = w.samples
+                # Ticks closer than a fiftieth of the window share one sample: at
+                # most 50 per action however often the engine is drained.
+                if samples and now - samples[-1][0] < self.window / _SAMPLES_PER_WINDOW:
+                    samples[-1] = (samples[-1][0], samples[-1][1] + seconds)
+                else:
+                    samples.append((now, seconds))
                 w.spent += seconds
         horizon = now - self.window
         for action_id, w in list(self._actions.items()):

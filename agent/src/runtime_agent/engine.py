@@ -132,6 +132,7 @@ class Engine:
             self.blocklist,
             self._backend.release_locals if framelocals.CACHED else None,
         )
+        self._host.cpu_room[0] = self._budget.room()
         self._watcher = ImportWatcher(self._wants_module, self._module_loaded)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -498,7 +499,8 @@ class Engine:
         return f"installed in {len(where.paths)} code objects: {where.function}"
 
     def _activate(self, action: Action, note: str) -> None:
-        action.cpu_ceiling = action.cpu + max(self._budget.room(), 0.0)
+        action.cpu_mark = action.cpu
+        self._host.cpu_room[0] = max(self._budget.room(), 0.0)
         action.set_state(state.INSTALLED, note)
         if self._batch_depth:
             self._fresh.append(action)
@@ -685,6 +687,8 @@ class Engine:
 
     def _housekeep_locked(self, now: float, *, flush: bool) -> None:
         self._retire()
+        # Only what changed is stored: a host measuring its own allocations
+        # (tracemalloc) sees nothing of the thousands of actions it did not hit.
         costs: dict[str, float] = {}
         for action in list(self._actions.values()):
             if action.state in (state.INSTALLED, state.PAUSED, state.PENDING) and (
@@ -692,8 +696,11 @@ class Engine:
             ):
                 action.set_state(state.EXPIRED, f"expired after ttl_seconds={action.ttl_seconds:g}")
             cpu = action.cpu
-            costs[action.id] = cpu - self._cpu_seen.get(action.id, 0.0)
-            self._cpu_seen[action.id] = cpu
+            seen = self._cpu_seen.get(action.id, 0.0)
+            if cpu != seen:
+                costs[action.id] = cpu - seen
+                self._cpu_seen[action.id] = cpu
+                action.cpu_mark = cpu
         self._retire()
         self._budget.add(now, costs)
         self._enforce_budget()
@@ -725,10 +732,7 @@ class Engine:
         for action in list(self._actions.values()):
             if action.over_ceiling():  # switched itself off between ticks
                 self._pause(action, budget.cost_of(action.id))
-        room = max(budget.room(), 0.0)
-        for action in self._actions.values():
-            if action.state == state.INSTALLED:
-                action.cpu_ceiling = action.cpu + room
+        self._host.cpu_room[0] = max(budget.room(), 0.0)
 
     def _pause(self, action: Action, seconds: float) -> None:
         action.set_state(state.PAUSED, self._budget.describe(seconds))
